@@ -1,0 +1,35 @@
+"""`python -m emulator [--seed FILE] [--port N]`: serve the local cloud until stopped."""
+
+import argparse
+import json
+import pathlib
+import signal
+import sys
+
+from emulator.server import Emulator
+
+DEFAULT_SEED = pathlib.Path(__file__).with_name("fleet.json")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--seed", type=pathlib.Path, default=DEFAULT_SEED, help="the state, as JSON")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the emulator serves loopback only")
+    emu = Emulator(json.loads(args.seed.read_text()), host=args.host, port=args.port).start()
+    print(f"emulator: ECS and MNS at {emu.endpoint} (seed {args.seed})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

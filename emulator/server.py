@@ -1,0 +1,220 @@
+"""One loopback HTTP server that speaks ECS RPC and MNS, plus a small control API.
+
+Routes: `/topics/...` is MNS; `/_emulator/...` is the control API (state, messages,
+faults; JSON); anything else is the ECS RPC endpoint. The official SDKs reach it through
+an endpoint override, exactly as they reach Alibaba Cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from emulator.auth import Credential, Keyring, MnsAuthError, verify_ecs, verify_mns
+from emulator.clock import RealClock
+from emulator.ecs import exceptions as ecs_exc
+from emulator.ecs.models import EcsBackend
+from emulator.ecs.responses import EcsResponses
+from emulator.faults import Faults
+from emulator.mns import exceptions as mns_exc
+from emulator.mns.models import MnsBackend
+from emulator.mns.responses import MnsResponses, xml
+
+HOST_ID = "ecs.emulator.local"
+SECRET_PARAMS = {"Password", "Signature", "SecurityToken"}
+
+
+class _Dropped(Exception):
+    """Close the connection without an answer."""
+
+
+class Emulator:
+    """The local cloud: state, keys, faults and the server that exposes them."""
+
+    def __init__(self, seed: dict | None = None, clock=None, host: str = "127.0.0.1", port: int = 0):
+        seed = seed or {}
+        self.clock = clock or RealClock()
+        self.ecs = EcsBackend(self.clock)
+        self.ecs.seed(seed)
+        self.mns = MnsBackend(seed.get("topics", []))
+        self.keyring = Keyring(
+            Credential(c["AccessKeyId"], c["AccessKeySecret"], c.get("SecurityToken"))
+            for c in seed.get("credentials", [])
+        )
+        self.faults = Faults(self.clock)
+        self.requests: list[dict] = []  # every ECS and MNS request, secrets redacted
+        self._lock = threading.Lock()
+        self._ecs = EcsResponses(self.ecs)
+        self._mns = MnsResponses(self.mns)
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Emulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what tests read ---------------------------------------------------------
+    def calls(self, action: str | None = None, service: str = "ecs") -> list[dict]:
+        with self._lock:
+            return [r for r in self.requests if r["Service"] == service and (action is None or r["Action"] == action)]
+
+    def messages(self, topic: str) -> list[dict]:
+        return self.mns.messages(topic)
+
+    def _record(self, entry: dict) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    # -- the wire ----------------------------------------------------------------
+    def handle_ecs(self, method, path, query, headers, body) -> tuple[int, dict]:
+        params = dict(query)
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        action = params.get("Action") or headers.get("x-acs-action", "")
+        request_id = str(uuid.uuid4()).upper()
+        entry = {
+            "Service": "ecs", "Action": action, "RequestId": request_id,
+            "Params": {k: ("<redacted>" if k in SECRET_PARAMS else v) for k, v in params.items()
+                       if k not in ("AccessKeyId", "SignatureNonce", "Timestamp", "Format", "Version", "Action", "SignatureMethod", "SignatureVersion")},
+        }
+        fault = None
+        try:
+            verify_ecs(self.keyring, method, path, query, headers, body)
+            self.clock.sleep(self.faults.latency(action))
+            if not self.faults.admit(action):
+                raise ecs_exc.Throttling()
+            fault = self.faults.take(action)
+            if fault and fault.when in ("before", "drop"):
+                if fault.when == "drop":
+                    raise _Dropped()
+                raise _injected(fault)
+            result = self._ecs.dispatch(action, params)
+            if fault:  # after / drop_after: it ran, and the caller cannot tell
+                if fault.when == "drop_after":
+                    raise _Dropped()
+                raise _injected(fault)
+            status, answer = 200, {"RequestId": request_id, **result}
+        except ecs_exc.EcsError as err:
+            status, answer = err.status, {
+                "RequestId": request_id, "HostId": HOST_ID, "Code": err.code, "Message": err.message,
+                "Recommend": f"https://api.aliyun.com/troubleshoot?q={err.code}",
+            }
+        except _Dropped:
+            entry.update(Status=None, Code="ConnectionDropped")
+            self._record(entry)
+            raise
+        entry.update(Status=status, Code=answer.get("Code"))
+        self._record(entry)
+        return status, answer
+
+    def handle_mns(self, method, path, headers, body) -> tuple[int, bytes]:
+        request_id = uuid.uuid4().hex.upper()
+        topic = path.split("/")[2] if path.count("/") >= 2 else ""
+        entry = {"Service": "mns", "Action": "PublishMessage", "Topic": topic, "RequestId": request_id}
+        try:
+            verify_mns(self.keyring, method, path, headers, body)
+            self.clock.sleep(self.faults.latency("PublishMessage"))
+            fault = self.faults.take("PublishMessage")
+            if fault:
+                if fault.when.startswith("drop"):
+                    raise _Dropped()
+                raise MnsAuthError(fault.code, fault.message, fault.status)
+            status, payload = self._mns.dispatch(method, path, body)
+            code = None
+        except (mns_exc.MnsError, MnsAuthError) as err:
+            status, code = err.status, err.code
+            payload = xml("Error", {"Code": err.code, "Message": err.message, "RequestId": request_id, "HostId": HOST_ID})
+        except _Dropped:
+            entry.update(Status=None, Code="ConnectionDropped")
+            self._record(entry)
+            raise
+        entry.update(Status=status, Code=code)
+        self._record(entry)
+        return status, payload
+
+    def handle_control(self, method, path, body) -> tuple[int, dict]:
+        parts = path.strip("/").split("/")[1:]
+        if method == "GET" and parts == ["state"]:
+            with self.ecs.lock:
+                disks = self.ecs.describe_disks()
+                instances = self.ecs.describe_instances()
+                return 200, {
+                    "Disks": {d.disk_id: {"Status": d.status, "InstanceId": d.instance_id, "ReInitCount": d.reinit_count} for d in disks},
+                    "Instances": {i.instance_id: {"Status": i.status} for i in instances},
+                }
+        if method == "GET" and parts == ["calls"]:
+            with self._lock:
+                return 200, {"Requests": list(self.requests)}
+        if method == "GET" and len(parts) == 2 and parts[0] == "messages":
+            try:
+                return 200, {"Messages": self.messages(parts[1])}
+            except mns_exc.TopicNotExist:
+                return 404, {"Code": "TopicNotExist"}
+        if method == "POST" and parts == ["faults"]:
+            spec = json.loads(body or b"{}")
+            self.faults.inject(**spec)
+            return 200, {"ok": True}
+        if method == "DELETE" and parts == ["faults"]:
+            self.faults.clear()
+            return 200, {"ok": True}
+        return 404, {"Code": "NotFound"}
+
+
+def _injected(fault) -> ecs_exc.EcsError:
+    err = ecs_exc.EcsError(fault.message)
+    err.code, err.status = fault.code, fault.status
+    return err
+
+
+def _handler_for(emulator: Emulator):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet: the request log is emulator.requests
+            pass
+
+        def _serve(self):
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                if url.path.startswith("/_emulator/"):
+                    status, answer = emulator.handle_control(self.command, url.path, body)
+                    self._send(status, json.dumps(answer).encode(), "application/json;charset=utf-8")
+                elif url.path.startswith("/topics/"):
+                    status, payload = emulator.handle_mns(self.command, url.path, headers, body)
+                    self._send(status, payload, "text/xml;charset=utf-8", {"x-mns-version": "2015-06-06"})
+                else:
+                    query = dict(parse_qsl(url.query, keep_blank_values=True))
+                    status, answer = emulator.handle_ecs(self.command, url.path or "/", query, headers, body)
+                    self._send(status, json.dumps(answer).encode(), "application/json;charset=utf-8")
+            except _Dropped:
+                self.close_connection = True
+
+        def _send(self, status, payload, ctype, extra=None):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_DELETE = _serve
+
+    return Handler
