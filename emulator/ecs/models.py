@@ -11,7 +11,6 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from emulator.ecs import exceptions as exc
 

@@ -1,0 +1,1 @@
+"""reinit: reinitialize ECS disks safely from Function Compute."""

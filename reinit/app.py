@@ -1,0 +1,199 @@
+"""One invocation, end to end: door -> parse -> validate -> flow -> notify -> answer.
+
+`App` holds what lives across invocations of one instance (the clients, the clock); the
+rest is built per invocation. index.py is a thin shell around one App.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random as _random
+import time
+import traceback
+from dataclasses import dataclass
+
+from reinit import events
+from reinit.clients import ClientCache, resolve_credentials
+from reinit.config import Config, load_config
+from reinit.errors import FAILED, REJECTED, ReinitError, failed
+from reinit.events import HTTP, Invocation
+from reinit.fleet import run_batch
+from reinit.flow import Context, Result, run_single
+from reinit.log import Log
+from reinit.notify import PublishError
+from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
+from reinit.request import RequestError, parse_request
+from reinit.retry import full_jitter
+from reinit.webhook import MAX_BODY_BYTES, verify
+
+DEFAULT_TIMEOUT = 60.0
+FLEET_RATE = 10.0  # ReInitDisk calls per second a batch starts at; throttling slows it
+
+
+class InvocationFailed(Exception):
+    """Raised after notifying, so that the platform retries (section 11, "Which invocations fail")."""
+
+
+@dataclass
+class Deadline:
+    start: float
+    timeout: float
+
+    @property
+    def work_ends(self) -> float:
+        # Leave time to notify and answer before Function Compute ends the invocation.
+        return self.start + self.timeout - min(5.0, self.timeout * 0.1)
+
+
+def function_timeout(context) -> float | None:
+    fn = getattr(context, "function", None)
+    timeout = getattr(fn, "timeout", None)
+    try:
+        return float(timeout) if timeout else None
+    except (TypeError, ValueError):
+        return None
+
+
+class App:
+    def __init__(self, env=None, clock=time.monotonic, sleep=time.sleep, random=_random.random, wall=time.time):
+        self.env = env if env is not None else os.environ
+        self.clock, self.sleep, self.random, self.wall = clock, sleep, random, wall
+        self.clients = ClientCache()
+        self._warned_no_topic = False
+
+    def initialize(self, context) -> None:
+        """Build the clients once per instance, where configuration and credentials allow."""
+        config = load_config(self.env, function_timeout(context))
+        creds = resolve_credentials(context, self.env)
+        if not config.problems and creds:
+            self.clients.get(config, creds)
+
+    # -- the invocation --------------------------------------------------------------
+    def handle(self, event, context):
+        start = self.clock()
+        invocation_id = getattr(context, "request_id", None)
+        config = load_config(self.env, function_timeout(context))
+        deadline = Deadline(start, config.function_timeout or DEFAULT_TIMEOUT)
+        inv = events.parse_event(event)
+        log = Log({"invocation": invocation_id, "trigger": inv.trigger}, secrets=[config.webhook_secret])
+        creds = resolve_credentials(context, self.env)
+        if creds:
+            log.add_secret(creds.access_key_secret)
+            log.add_secret(creds.security_token)
+        meta = Meta(inv.trigger, inv.event_id, invocation_id, config.region)
+
+        if inv.trigger == HTTP:
+            refusal = self._http_door(inv, config, log)
+            if refusal is not None:
+                body = notification(refusal, meta)
+                log.warning("http.refused", code=refusal.code, reason=getattr(refusal, "reason", None))
+                return self._http_answer(http_status(refusal), body)
+            events.http_fields(inv)
+
+        try:
+            if inv.malformed:
+                raise events.malformed_error(inv)
+            if config.problems:
+                raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(config.problems) + ".")
+            request = parse_request(inv.fields, inv.trigger)
+            if request.password is not None:
+                log.add_secret(request.password.reveal())
+            if creds is None:
+                raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
+            ecs, publisher = self.clients.get(config, creds)
+            ctx = Context(ecs, config, self.clock, self.sleep, self.random, deadline.work_ends, log)
+            if request.is_batch:
+                return self._batch(ctx, request, meta, publisher, start)
+            result = run_single(ctx, request)
+        except RequestError as err:
+            result = Result.from_error(err, err.disk_id, err.instance_id)
+        except ReinitError as err:
+            result = Result.from_error(err, *self._selectors(inv))
+        except Exception as err:  # a bug: still answered and notified, never a traceback to the caller
+            log.error("internal.error", error=type(err).__name__, trace=traceback.format_exc(limit=8))
+            result = Result(FAILED, "InternalError", "An internal error occurred; see the function log.",
+                            False, *self._selectors(inv), status=500)
+
+        body = notification(result, meta)
+        publisher = self._publisher_or_none(config, creds)
+        self._publish(publisher, config, body, result.outcome, log)
+        log.info("result", disk=result.disk_id, outcome=result.outcome, code=result.code,
+                 ecs_request_id=result.ecs_request_id, duration=round(self.clock() - start, 3))
+        return self._answer(inv, result, body)
+
+    # -- pieces -------------------------------------------------------------------------
+    def _http_door(self, inv: Invocation, config: Config, log: Log) -> Result | None:
+        """Method (405), decoded size (413), then signature (401): section 11, "HTTP order"."""
+        if inv.http.method != "POST":
+            return Result(REJECTED, "MethodNotAllowed", "Only POST starts a reinit.", status=405)
+        if inv.http.body is not None and len(inv.http.body) > MAX_BODY_BYTES:
+            return Result(REJECTED, "PayloadTooLarge", "The body is larger than 64 KiB.", status=413)
+        if config.webhook_auth == "hmac":
+            try:
+                verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
+            except ReinitError as err:
+                result = Result.from_error(err)
+                result.reason = getattr(err, "reason", None)
+                return result
+        return None
+
+    @staticmethod
+    def _selectors(inv: Invocation) -> tuple[str | None, str | None]:
+        from reinit.request import shown
+        fields = inv.fields or {}
+        return shown(fields.get("DiskId")), shown(fields.get("InstanceId"))
+
+    def _publisher_or_none(self, config: Config, creds):
+        if not config.topic or not config.mns_endpoint or creds is None:
+            return None
+        try:
+            return self.clients.get(config, creds)[1]
+        except Exception:
+            return None
+
+    def _publish(self, publisher, config: Config, body: dict, tag: str, log: Log) -> None:
+        """Publish with retries; if the topic stays down, the whole outcome goes to the log."""
+        if publisher is None:
+            if not config.topic and not self._warned_no_topic:
+                log.warning("notify.disabled", reason="REINIT_TOPIC is not set: outcomes are only logged")
+                self._warned_no_topic = True
+            if config.topic:
+                log.error("notify.unavailable", notification=body)
+            return
+        for attempt in range(1, 5):
+            try:
+                message_id = publisher.publish(body, tag)
+                log.info("notify.published", topic=config.topic, message_id=message_id, tag=tag)
+                return
+            except PublishError as err:
+                if not err.retryable or attempt == 4:
+                    log.error("notify.failed", topic=config.topic, code=err.code, notification=body)
+                    return
+                self.sleep(full_jitter(attempt, self.random, base=0.2, cap=2.0))
+
+    def _answer(self, inv: Invocation, result: Result, body: dict):
+        if inv.trigger == HTTP:
+            return self._http_answer(http_status(result), body)
+        if result.outcome == FAILED and result.retryable:
+            raise InvocationFailed(json.dumps(body))
+        return body
+
+    @staticmethod
+    def _http_answer(status: int, body: dict) -> dict:
+        return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+                "isBase64Encoded": False, "body": json.dumps(body)}
+
+    def _batch(self, ctx: Context, request, meta: Meta, publisher, start: float):
+        def on_result(result: Result) -> None:
+            self._publish(publisher, ctx.config, notification(result, meta), result.outcome, ctx.log)
+
+        results, refusal, figures = run_batch(ctx, request, FLEET_RATE, on_result)
+        full = summary(results, meta, self.clock() - start, refusal)
+        full.update(figures)
+        self._publish(publisher, ctx.config, summary_message(full), "Summary", ctx.log)
+        ctx.log.info("batch.result", outcome=full["Outcome"], code=full["Code"], total=full["Total"],
+                     counts=full["Counts"], duration=full["DurationSeconds"])
+        if meta.trigger == HTTP:
+            return self._http_answer(batch_http_status(full, refusal), full)
+        return full

@@ -1,0 +1,49 @@
+"""Credentials and the clients built from them, reused while the credentials are current."""
+
+from __future__ import annotations
+
+import threading
+
+from reinit.config import Config
+from reinit.ecs import Credentials, EcsApi
+from reinit.notify import Publisher
+
+
+def resolve_credentials(context, env: dict) -> Credentials | None:
+    """`context.credentials` where it is there and not empty (python3.10); otherwise the
+    default chain's environment link, which Function Compute fills from the function's
+    role (python3.12). The chain's later links (profile file, instance metadata) do not
+    exist inside Function Compute and are not tried."""
+    creds = getattr(context, "credentials", None)
+    ak = getattr(creds, "access_key_id", None) or getattr(creds, "accessKeyId", None)
+    secret = getattr(creds, "access_key_secret", None) or getattr(creds, "accessKeySecret", None)
+    if ak and secret:
+        token = getattr(creds, "security_token", None) or getattr(creds, "securityToken", None)
+        return Credentials(ak, secret, token or None)
+    ak, secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID"), env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if ak and secret:
+        return Credentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    return None
+
+
+class ClientCache:
+    """ECS and MNS clients, rebuilt only when the credentials or endpoints change
+    (short-lived STS credentials rotate under a long-lived instance)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key = None
+        self._ecs: EcsApi | None = None
+        self._publisher: Publisher | None = None
+        self.builds = 0
+
+    def get(self, config: Config, creds: Credentials) -> tuple[EcsApi, Publisher | None]:
+        key = (creds, config.region, config.ecs_endpoint, config.mns_endpoint, config.topic)
+        with self._lock:
+            if key != self._key:
+                self._ecs = EcsApi(config.ecs_endpoint, config.region, creds)
+                self._publisher = (Publisher(config.mns_endpoint, config.topic, creds)
+                                   if config.topic and config.mns_endpoint else None)
+                self._key = key
+                self.builds += 1
+            return self._ecs, self._publisher

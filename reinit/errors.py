@@ -1,0 +1,69 @@
+"""The error catalogue: Code -> HTTP status and whether the same request may succeed later.
+
+ECS's own codes keep ECS's HTTP status (carried on the error); the function's own codes
+are INTERFACE.md section 10. `Retryable` follows section 11.
+"""
+
+from __future__ import annotations
+
+SUCCEEDED, FAILED, REJECTED, DRY_RUN = "Succeeded", "Failed", "Rejected", "DryRun"
+
+# code: (HTTP status, retryable)
+CATALOGUE: dict[str, tuple[int, bool]] = {
+    "InvalidEvent.Malformed": (400, False),
+    "MissingParameter.DiskId": (400, False),
+    "InvalidDiskId.Malformed": (400, False),
+    "InvalidInstanceId.Malformed": (400, False),
+    "InvalidParameter.Unknown": (400, False),
+    "InvalidParameter.Type": (400, False),
+    "InvalidParameter.Conflict": (400, False),
+    "InvalidPassword.Malformed": (400, False),
+    "InvalidKeyPairName.Malformed": (400, False),
+    "InvalidSecurityEnhancementStrategy.ValueNotSupported": (400, False),
+    "Unauthorized.Signature": (401, False),
+    "Forbidden.TagRequired": (403, False),
+    "Forbidden.TooManyDisks": (403, False),
+    "MethodNotAllowed": (405, False),
+    "PayloadTooLarge": (413, False),
+    "InvalidInstanceId.NotFound": (404, False),
+    "Aborted.MaxErrors": (403, False),
+    "Config.Invalid": (500, False),
+    "InternalError": (500, False),
+    "ServiceUnavailable": (503, True),
+    "WaitTimeout": (504, False),
+    # Preconditions seen before ReInitDisk use the code ECS would have given.
+    "InvalidDiskId.NotFound": (404, False),
+    "IncorrectDiskStatus": (403, True),
+    "IncorrectInstanceStatus": (403, True),
+}
+
+# ECS codes that mean "the same request may succeed later" (section 11).
+RETRYABLE_ECS_CODES = ("ServiceUnavailable", "InternalError", "IncorrectInstanceStatus", "IncorrectDiskStatus")
+
+
+def ecs_code_retryable(code: str) -> bool:
+    return code.startswith("Throttling") or code in RETRYABLE_ECS_CODES
+
+
+class ReinitError(Exception):
+    """A refusal or failure with its public code. `outcome` is Rejected or Failed."""
+
+    def __init__(self, code: str, message: str, *, outcome: str = REJECTED, status: int | None = None,
+                 retryable: bool | None = None, ecs_request_id: str | None = None):
+        super().__init__(message)
+        known_status, known_retryable = CATALOGUE.get(code, (None, None))
+        self.code = code
+        self.message = message
+        self.outcome = outcome
+        self.status = status or known_status or 500
+        self.retryable = ecs_code_retryable(code) if retryable is None and known_retryable is None else (
+            known_retryable if retryable is None else retryable)
+        self.ecs_request_id = ecs_request_id
+
+
+def rejected(code: str, message: str) -> ReinitError:
+    return ReinitError(code, message, outcome=REJECTED)
+
+
+def failed(code: str, message: str, **kw) -> ReinitError:
+    return ReinitError(code, message, outcome=FAILED, **kw)

@@ -1,0 +1,64 @@
+"""Logs: one JSON object per line (what SLS indexes), through the standard logging module.
+
+This is the one place that writes logs, and so the one place that redacts: every line is
+scrubbed of the secrets the invocation knows (password, webhook secret, credentials)
+before it is written, whatever put them there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+REDACTED = "<redacted>"
+_logger = logging.getLogger("reinit")
+
+
+def _setup() -> None:
+    if not _logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        _logger.addHandler(handler)
+        _logger.setLevel(logging.INFO)
+        _logger.propagate = False
+
+
+class Log:
+    """A logger bound to an invocation's fields and secrets."""
+
+    def __init__(self, fields: dict | None = None, secrets=()):
+        _setup()
+        self.fields = dict(fields or {})
+        self.secrets = {s for s in secrets if s and len(s) >= 4}
+
+    def bind(self, **fields) -> Log:
+        child = Log({**self.fields, **fields}, ())
+        child.secrets = self.secrets
+        return child
+
+    def add_secret(self, value: str | None) -> None:
+        if value and len(value) >= 4:
+            self.secrets.add(value)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+            escaped = json.dumps(secret)[1:-1]  # as it appears inside a JSON string
+            if escaped != secret:
+                text = text.replace(escaped, REDACTED)
+        return text
+
+    def write(self, level: int, event: str, **fields) -> None:
+        record = {"level": logging.getLevelName(level), "event": event, **self.fields, **fields}
+        line = json.dumps(record, default=repr, ensure_ascii=False)
+        _logger.log(level, self.redact(line))
+
+    def info(self, event: str, **fields) -> None:
+        self.write(logging.INFO, event, **fields)
+
+    def warning(self, event: str, **fields) -> None:
+        self.write(logging.WARNING, event, **fields)
+
+    def error(self, event: str, **fields) -> None:
+        self.write(logging.ERROR, event, **fields)

@@ -1,0 +1,53 @@
+"""HTTP trigger authentication (INTERFACE.md section 7): HMAC-SHA256 over `timestamp.body`.
+
+Also the signing side, for operators: `python -m reinit sign` prints the headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from reinit.errors import rejected
+
+WINDOW_SECONDS = 300
+MAX_BODY_BYTES = 64 * 1024
+TIMESTAMP_HEADER = "x-reinit-timestamp"
+SIGNATURE_HEADER = "x-reinit-signature"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {"X-Reinit-Timestamp": str(timestamp), "X-Reinit-Signature": sign(secret, timestamp, body)}
+
+
+def verify(secret: str | None, headers: dict[str, str], body: bytes | None, now: float) -> str:
+    """Check the signature; return it (the replay key) or raise Unauthorized.Signature.
+
+    `headers` have lower-case names. The reason is kept for the log; the caller is told
+    only that the signature was not accepted.
+    """
+    def refuse(reason: str):
+        err = rejected("Unauthorized.Signature", "The request signature was not accepted.")
+        err.reason = reason
+        return err
+
+    if not secret:
+        raise refuse("no webhook secret is configured (REINIT_WEBHOOK_SECRET)")
+    timestamp, signature = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
+    if not timestamp or not signature:
+        raise refuse("the timestamp or signature header is missing")
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise refuse("the timestamp is not Unix seconds")
+    if abs(now - int(timestamp)) > WINDOW_SECONDS:
+        raise refuse("the timestamp is outside the 300-second window")
+    if body is None:
+        raise refuse("the body could not be decoded")
+    expected = sign(secret, int(timestamp), body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+        raise refuse("the signature does not match")
+    return expected
