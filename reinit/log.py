@@ -32,7 +32,8 @@ def _setup() -> None:
         handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         _logger.addHandler(handler)
-        _logger.setLevel(logging.INFO)
+        if _logger.level == logging.NOTSET:
+            _logger.setLevel(logging.INFO)
         _logger.propagate = False
 
 
