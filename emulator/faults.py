@@ -21,6 +21,7 @@ class Fault:
     message: str
     times: int
     when: str = "before"
+    skip: int = 0  # let this many matching calls through first
 
 
 class Faults:
@@ -34,11 +35,11 @@ class Faults:
         self.throttled: dict[str, int] = {}
 
     def inject(self, action: str, code: str = "ServiceUnavailable", status: int = 503,
-               message: str | None = None, times: int = 1, when: str = "before") -> None:
+               message: str | None = None, times: int = 1, when: str = "before", skip: int = 0) -> None:
         if when not in ("before", "after", "drop", "drop_after"):
             raise ValueError(f"unknown fault point: {when}")
         with self._lock:
-            self._faults.append(Fault(action, code, status, message or f"Injected fault: {code}", times, when))
+            self._faults.append(Fault(action, code, status, message or f"Injected fault: {code}", times, when, skip))
 
     def set_latency(self, seconds: float, action: str = "*") -> None:
         self._latency[action] = seconds
@@ -64,6 +65,9 @@ class Faults:
         with self._lock:
             for fault in self._faults:
                 if fault.action in (action, "*") and fault.times > 0:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     return fault
         return None

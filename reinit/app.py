@@ -19,13 +19,14 @@ from reinit.config import Config, load_config
 from reinit.errors import FAILED, REJECTED, ReinitError, failed
 from reinit.events import HTTP, Invocation
 from reinit.fleet import run_batch
-from reinit.flow import Context, Result, run_single
+from reinit.flow import Context, Once, Result, run_single
+from reinit.idempotency import IdempotencyStore, LocalReplayGuard, StoreUnavailable
 from reinit.log import Log
 from reinit.notify import PublishError
 from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
 from reinit.request import RequestError, parse_request
 from reinit.retry import full_jitter
-from reinit.webhook import MAX_BODY_BYTES, verify
+from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
 FLEET_RATE = 10.0  # ReInitDisk calls per second a batch starts at; throttling slows it
@@ -61,6 +62,17 @@ class App:
         self.clock, self.sleep, self.random, self.wall = clock, sleep, random, wall
         self.clients = ClientCache()
         self._warned_no_topic = False
+        self._warned_no_store = False
+        self._stores: dict[tuple, IdempotencyStore] = {}
+        self._replays = LocalReplayGuard()
+
+    def store(self, config: Config) -> IdempotencyStore | None:
+        if not config.idempotency_url:
+            return None
+        key = (config.idempotency_url, config.idempotency_ttl)
+        if key not in self._stores:
+            self._stores[key] = IdempotencyStore(config.idempotency_url, config.idempotency_ttl)
+        return self._stores[key]
 
     def initialize(self, context) -> None:
         """Build the clients once per instance, where configuration and credentials allow."""
@@ -83,8 +95,12 @@ class App:
             log.add_secret(creds.security_token)
         meta = Meta(inv.trigger, inv.event_id, invocation_id, config.region)
 
+        store = self.store(config)
+        if store is None and not self._warned_no_store:
+            log.warning("idempotency.disabled", reason="REINIT_IDEMPOTENCY_URL is not set: duplicate events are not suppressed")
+            self._warned_no_store = True
         if inv.trigger == HTTP:
-            refusal = self._http_door(inv, config, log)
+            refusal = self._http_door(inv, config, log, store)
             if refusal is not None:
                 body = notification(refusal, meta)
                 log.warning("http.refused", code=refusal.code, reason=getattr(refusal, "reason", None))
@@ -102,7 +118,8 @@ class App:
             if creds is None:
                 raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
             ecs, publisher = self.clients.get(config, creds)
-            ctx = Context(ecs, config, self.clock, self.sleep, self.random, deadline.work_ends, log)
+            ctx = Context(ecs, config, self.clock, self.sleep, self.random, deadline.work_ends, log,
+                          once=self._once(store, inv, deadline))
             if request.is_batch:
                 return self._batch(ctx, request, meta, publisher, start)
             result = run_single(ctx, request)
@@ -123,19 +140,40 @@ class App:
         return self._answer(inv, result, body)
 
     # -- pieces -------------------------------------------------------------------------
-    def _http_door(self, inv: Invocation, config: Config, log: Log) -> Result | None:
-        """Method (405), decoded size (413), then signature (401): section 11, "HTTP order"."""
+    def _once(self, store, inv: Invocation, deadline: Deadline) -> Once | None:
+        if store is None or inv.event_id is None:
+            return None
+        key = inv.event_id
+        if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
+            key = "idempotency-key:" + inv.http.headers["idempotency-key"][:256]
+        hold = deadline.start + deadline.timeout - self.clock() + 5.0
+        return Once(store, f"{inv.trigger}:{key}", hold)
+
+    def _http_door(self, inv: Invocation, config: Config, log: Log, store) -> Result | None:
+        """Method (405), decoded size (413), then signature (401): section 11, "HTTP order".
+        A signature is accepted once: a replay inside the window is 401 too."""
         if inv.http.method != "POST":
             return Result(REJECTED, "MethodNotAllowed", "Only POST starts a reinit.", status=405)
         if inv.http.body is not None and len(inv.http.body) > MAX_BODY_BYTES:
             return Result(REJECTED, "PayloadTooLarge", "The body is larger than 64 KiB.", status=413)
-        if config.webhook_auth == "hmac":
-            try:
-                verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
-            except ReinitError as err:
-                result = Result.from_error(err)
-                result.reason = getattr(err, "reason", None)
-                return result
+        if config.webhook_auth != "hmac":
+            return None
+        try:
+            signature = verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
+        except ReinitError as err:
+            result = Result.from_error(err)
+            result.reason = getattr(err, "reason", None)
+            return result
+        ttl = 2 * WINDOW_SECONDS + 60
+        try:
+            fresh = store.first_use(signature, ttl) if store else self._replays.first_use(signature, self.wall(), ttl)
+        except StoreUnavailable as err:
+            log.error("idempotency.unavailable", error=str(err))
+            return Result(FAILED, "ServiceUnavailable", "The replay store is unreachable; try again.", True, status=503)
+        if not fresh:
+            result = Result(REJECTED, "Unauthorized.Signature", "The request signature was not accepted.", status=401)
+            result.reason = "the signature was already used (a replay)"
+            return result
         return None
 
     @staticmethod

@@ -31,6 +31,9 @@ CATALOGUE: dict[str, tuple[int, bool]] = {
     "InternalError": (500, False),
     "ServiceUnavailable": (503, True),
     "WaitTimeout": (504, False),
+    # Not in INTERFACE.md section 10 (see README, "Additions"): the same (EventId, DiskId)
+    # is being carried out by another invocation right now.
+    "Conflict.InProgress": (409, True),
     # Preconditions seen before ReInitDisk use the code ECS would have given.
     "InvalidDiskId.NotFound": (404, False),
     "IncorrectDiskStatus": (403, True),
@@ -49,7 +52,7 @@ class ReinitError(Exception):
     """A refusal or failure with its public code. `outcome` is Rejected or Failed."""
 
     def __init__(self, code: str, message: str, *, outcome: str = REJECTED, status: int | None = None,
-                 retryable: bool | None = None, ecs_request_id: str | None = None):
+                 retryable: bool | None = None, ecs_request_id: str | None = None, may_have_run: bool = False):
         super().__init__(message)
         known_status, known_retryable = CATALOGUE.get(code, (None, None))
         self.code = code
@@ -59,6 +62,7 @@ class ReinitError(Exception):
         self.retryable = ecs_code_retryable(code) if retryable is None and known_retryable is None else (
             known_retryable if retryable is None else retryable)
         self.ecs_request_id = ecs_request_id
+        self.may_have_run = may_have_run  # ReInitDisk ran, or may have: never release its claim
 
 
 def rejected(code: str, message: str) -> ReinitError:

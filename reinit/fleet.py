@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from reinit.ecs import PAGE, EcsCallError
 from reinit.errors import FAILED, REJECTED, ReinitError, rejected
-from reinit.flow import Context, InstanceGroup, Result, carry_out
+from reinit.flow import Context, InstanceGroup, Result, at_most_once, carry_out
 from reinit.request import Request
 
 WORKERS = 8
@@ -174,7 +174,9 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
                               disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=403))
                 continue
             try:
-                record(carry_out(ctx, req, disk, instance, last=i == len(group) - 1, group=shared))
+                last = i == len(group) - 1
+                record(at_most_once(ctx, req, disk,
+                                    lambda disk=disk, last=last: carry_out(ctx, req, disk, instance, last, shared)))
             except Exception as err:  # one disk's bug must not lose the others
                 ctx.log.error("batch.disk.crashed", disk=disk["DiskId"], error=type(err).__name__)
                 record(Result(FAILED, "InternalError", "An internal error stopped this disk.",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from reinit.config import Config
 from reinit.ecs import EcsApi, EcsCallError
-from reinit.errors import DRY_RUN, SUCCEEDED, ReinitError, ecs_code_retryable, failed, rejected
+from reinit.errors import DRY_RUN, FAILED, SUCCEEDED, ReinitError, ecs_code_retryable, failed, rejected
+from reinit.idempotency import DONE, IdempotencyStore, StoreUnavailable
 from reinit.log import Log
 from reinit.request import Request
 from reinit.retry import Retrier, retryable_read, retryable_write
@@ -31,11 +32,32 @@ class Result:
     ecs_request_id: str | None = None
     status: int = 200
     extra: dict = field(default_factory=dict)
+    may_have_run: bool = False  # ReInitDisk was accepted, or may have been
 
     @classmethod
     def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:
         return cls(err.outcome, err.code, err.message, err.retryable, disk_id, instance_id,
-                   err.ecs_request_id, err.status)
+                   err.ecs_request_id, err.status, may_have_run=err.may_have_run)
+
+    def stored(self) -> dict:
+        return {"Outcome": self.outcome, "Code": self.code, "Message": self.message, "Retryable": self.retryable,
+                "DiskId": self.disk_id, "InstanceId": self.instance_id, "EcsRequestId": self.ecs_request_id,
+                "Status": self.status}
+
+    @classmethod
+    def duplicate(cls, stored: dict) -> Result:
+        return cls(stored["Outcome"], stored["Code"], "Duplicate event: already handled. " + stored["Message"],
+                   stored["Retryable"], stored["DiskId"], stored["InstanceId"], stored["EcsRequestId"],
+                   stored["Status"], extra={"Duplicate": True}, may_have_run=True)
+
+
+@dataclass(frozen=True)
+class Once:
+    """The idempotency store bound to one invocation's event key."""
+
+    store: IdempotencyStore
+    event_key: str
+    hold_seconds: float  # until the invocation would time out
 
 
 @dataclass
@@ -50,6 +72,7 @@ class Context:
     deadline: float
     log: Log
     on_throttle: Callable[[EcsCallError], None] | None = None
+    once: Once | None = None
 
     def retrier(self) -> Retrier:
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying)
@@ -131,9 +154,38 @@ def guard(config: Config, req: Request, disk: dict, instance: dict | None) -> No
 
 # -- carrying it out -------------------------------------------------------------------
 def run_single(ctx: Context, req: Request) -> Result:
-    """A whole single-disk request: preflight, guards, and the wipe."""
+    """A whole single-disk request: preflight, guards, and the wipe, at most once."""
     disk, instance = preflight(ctx, req)
-    return carry_out(ctx, req, disk, instance)
+    return at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance))
+
+
+def at_most_once(ctx: Context, req: Request, disk: dict, run: Callable[[], Result]) -> Result:
+    """Run once per (EventId, DiskId) where a store is configured (section 11, "Idempotency")."""
+    once = ctx.once
+    if once is None or req.dry_run or ctx.config.dry_run:
+        return run()
+    disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
+    try:
+        record = once.store.claim(once.event_key, disk_id, once.hold_seconds)
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err))
+        return Result(FAILED, "ServiceUnavailable", "The idempotency store is unreachable; nothing was done, so "
+                      "that the disk cannot be wiped twice.", True, disk_id, instance_id, status=503)
+    if record is not None:
+        ctx.log.info("idempotency.duplicate", disk=disk_id, state=record["State"])
+        if record["State"] == DONE:
+            return Result.duplicate(record["Result"])
+        return Result(FAILED, "Conflict.InProgress", f"Disk {disk_id} is being handled for this event by another "
+                      "invocation; its outcome will be published.", True, disk_id, instance_id, status=409)
+    result = run()
+    try:
+        if result.retryable and not result.may_have_run:
+            once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
+        else:
+            once.store.complete(once.event_key, disk_id, result.stored())
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err), disk=disk_id)
+    return result
 
 
 @dataclass
@@ -161,9 +213,9 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     auto_start = req.auto_start if last else None
     try:
         if instance["Status"] != "Stopped":
-            stop_and_wait(ctx, instance)
+            group.stopped_by_us = request_stop(ctx, instance) or group.stopped_by_us
+            wait_stopped(ctx, instance_id)
             instance["Status"] = "Stopped"
-            group.stopped_by_us = True
         if auto_start is None and group.stopped_by_us and last:
             auto_start = True  # restore the state it was in
         request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start)
@@ -172,25 +224,32 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id)
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
+        result.may_have_run = result.may_have_run or accepted
         if group.stopped_by_us and last and not accepted:
             result.message += " " + restart(ctx, instance_id)
         return result
     done = "ReInitDisk finished" if req.wait else "ECS accepted ReInitDisk"
     started = " The instance is being started again." if auto_start else ""
     return Result(SUCCEEDED, None, f"{done} for disk {disk_id}.{started}", disk_id=disk_id,
-                  instance_id=instance_id, ecs_request_id=request_id)
+                  instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)
 
 
-def stop_and_wait(ctx: Context, instance: dict) -> None:
-    """Stop a Running instance (not forced, KeepCharging) and wait until it is Stopped."""
+def request_stop(ctx: Context, instance: dict) -> bool:
+    """StopInstance (not forced, KeepCharging) for a Running instance. True if this call
+    stopped it (then a failure later starts it again); False if it was already Stopping."""
     instance_id = instance["InstanceId"]
-    if instance["Status"] == "Running":
-        try:
-            ctx.retrier().call(lambda: ctx.ecs.stop_instance(instance_id), retryable_write)
-        except EcsCallError as err:
-            if not err.ambiguous:
-                raise ecs_failure(err) from None
-            ctx.log.warning("ecs.stop.ambiguous", instance=instance_id, code=err.code)
+    if instance["Status"] != "Running":
+        return False
+    try:
+        ctx.retrier().call(lambda: ctx.ecs.stop_instance(instance_id), retryable_write)
+    except EcsCallError as err:
+        if not err.ambiguous:
+            raise ecs_failure(err) from None
+        ctx.log.warning("ecs.stop.ambiguous", instance=instance_id, code=err.code)  # the wait will tell
+    return True
+
+
+def wait_stopped(ctx: Context, instance_id: str) -> None:
     wait_until(ctx, f"instance {instance_id} to stop", lambda: instance_status(ctx, instance_id) == "Stopped")
 
 
@@ -223,7 +282,8 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
         inst = instance_status(ctx, instance_id)
     except ReinitError:
         raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer ({first.code}) and the disk could not be "
-                     "checked; it may or may not have been reinitialized.", ecs_request_id=first.request_id) from None
+                     "checked; it may or may not have been reinitialized.", ecs_request_id=first.request_id,
+                     may_have_run=True) from None
     if status == "ReIniting":
         return first.request_id  # ECS carried out the first call
     if status == "In_use" and inst == "Stopped":
@@ -235,12 +295,12 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
                 return first.request_id  # the first call is under way
             if again.ambiguous:
                 raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer twice (last: {again.code}).",
-                             ecs_request_id=again.request_id) from None
+                             ecs_request_id=again.request_id, may_have_run=True) from None
             raise ecs_failure(again, again.request_id) from None
     if status == "In_use" and auto_start and inst in ("Starting", "Running"):
         return first.request_id  # it ran, finished, and the instance was started
     raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer ({first.code}); the disk is {status} and "
-                 f"the instance {inst}, so it was not repeated.", ecs_request_id=first.request_id)
+                 f"the instance {inst}, so it was not repeated.", ecs_request_id=first.request_id, may_have_run=True)
 
 
 def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> None:
