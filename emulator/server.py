@@ -183,6 +183,9 @@ def _injected(fault) -> ecs_exc.EcsError:
 def _handler_for(emulator: Emulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK add 40 ms to every keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # quiet: the request log is emulator.requests
             pass

@@ -10,6 +10,7 @@ response models. SDK exceptions become EcsCallError here, and nowhere else.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -63,7 +64,8 @@ def _classify(action: str, err: Exception) -> EcsCallError:
             kind = "refused"
         return EcsCallError(action, kind, code, message, status, request_id)
     inner = getattr(err, "inner_exception", err)
-    text = f"{type(inner).__name__}: {inner}"
+    # urllib3 quotes the request URL in its errors, and the query string carries Password.
+    text = re.sub(r"\?[^\s'\"]*", "?<query removed>", f"{type(inner).__name__}: {inner}")
     refused = any(s in text for s in ("NewConnectionError", "Connection refused", "Failed to resolve", "NameResolutionError"))
     kind = "unreachable" if refused else "network"
     return EcsCallError(action, kind, "NetworkError", text[:300])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from urllib.parse import quote, quote_plus
 
 REDACTED = "<redacted>"
 _logger = logging.getLogger("reinit")
@@ -55,11 +56,13 @@ class Log:
             self.secrets.add(value)
 
     def redact(self, text: str) -> str:
+        """Replace every known secret: as is, JSON-escaped, and URL-encoded (the ECS SDK
+        sends Password in the query string, and HTTP errors may quote the URL)."""
         for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-            escaped = json.dumps(secret)[1:-1]  # as it appears inside a JSON string
-            if escaped != secret:
-                text = text.replace(escaped, REDACTED)
+            for form in {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret, safe=""),
+                         quote(secret, safe="~")}:
+                text = text.replace(form, REDACTED)
+                text = text.replace(json.dumps(form)[1:-1], REDACTED)
         return text
 
     def write(self, level: int, event: str, **fields) -> None:
