@@ -29,7 +29,6 @@ from reinit.retry import full_jitter
 from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
-FLEET_RATE = 10.0  # ReInitDisk calls per second a batch starts at; throttling slows it
 
 
 class InvocationFailed(Exception):
@@ -226,7 +225,7 @@ class App:
         def on_result(result: Result) -> None:
             self._publish(publisher, ctx.config, notification(result, meta), result.outcome, ctx.log)
 
-        results, refusal, figures = run_batch(ctx, request, FLEET_RATE, on_result)
+        results, refusal, figures = run_batch(ctx, request, ctx.config.fleet_rate, on_result)
         full = summary(results, meta, self.clock() - start, refusal)
         full.update(figures)
         self._publish(publisher, ctx.config, summary_message(full), "Summary", ctx.log)

@@ -22,6 +22,7 @@ DRY_RUN = "REINIT_DRY_RUN"
 IDEMPOTENCY_URL = "REINIT_IDEMPOTENCY_URL"
 IDEMPOTENCY_TTL = "REINIT_IDEMPOTENCY_TTL"
 POLL_SECONDS = "REINIT_POLL_SECONDS"
+FLEET_RATE = "REINIT_FLEET_RATE"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Config:
     idempotency_ttl: int = 86400
     function_timeout: float | None = None
     poll_seconds: float = 2.0
+    fleet_rate: float = 10.0
     problems: tuple[str, ...] = ()
 
 
@@ -136,6 +138,16 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
         if poll < 1.0 and not is_loopback(urlsplit(ecs or "").hostname):
             problems.append(f"{POLL_SECONDS} below 1 second is for the local emulator only")
 
+    fleet_rate = 10.0
+    if env.get(FLEET_RATE):
+        try:
+            fleet_rate = float(env[FLEET_RATE])
+            if not 0.1 <= fleet_rate <= 1000:
+                raise ValueError
+        except ValueError:
+            problems.append(f"{FLEET_RATE} must be calls per second between 0.1 and 1000")
+            fleet_rate = 10.0
+
     idem_url = env.get(IDEMPOTENCY_URL) or None
     if idem_url and urlsplit(idem_url).scheme not in ("redis", "rediss"):
         problems.append(f"{IDEMPOTENCY_URL} must be a redis:// or rediss:// URL")
@@ -155,5 +167,6 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
         idempotency_ttl=_int(IDEMPOTENCY_TTL, env.get(IDEMPOTENCY_TTL), 86400, 1, problems),
         function_timeout=timeout,
         poll_seconds=poll,
+        fleet_rate=fleet_rate,
         problems=tuple(problems),
     )

@@ -22,14 +22,15 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines
 
 
 class Pacer:
-    """One API's pace: a token bucket whose rate halves on Throttling and creeps back up.
+    """One API's pace: calls spaced 1/rate apart; the rate drops by a third on Throttling
+    and climbs back (2% of the configured rate a success) to the configured rate, never above.
 
     ECS throttles per API, per region, per minute; each API gets its own Pacer.
     """
 
-    def __init__(self, clock, sleep, rate: float, floor: float = 0.5, ceiling: float | None = None):
+    def __init__(self, clock, sleep, rate: float, floor: float = 0.5):
         self.clock, self.sleep = clock, sleep
-        self.rate, self.floor, self.ceiling = rate, floor, ceiling or rate * 4
+        self.rate, self.floor, self.ceiling = rate, min(floor, rate), rate
         self._next = clock()
         self._lock = threading.Lock()
         self.throttles = 0
@@ -45,11 +46,11 @@ class Pacer:
     def throttled(self) -> None:
         with self._lock:
             self.throttles += 1
-            self.rate = max(self.floor, self.rate / 2)
+            self.rate = max(self.floor, self.rate * 2 / 3)
 
     def succeeded(self) -> None:
         with self._lock:
-            self.rate = min(self.ceiling, self.rate + 0.1)
+            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.02)
 
 
 class PacedEcs:

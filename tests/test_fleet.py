@@ -1,0 +1,170 @@
+"""Fleet resets (INTERFACE.md section 3 batch forms, section 11 "Batches"): selection,
+batched look-ups, pacing under throttling, MaxErrors, per-disk messages and the summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.conftest import LINUX_IMAGE, base_seed, disk_id, instance_id, load_event
+
+LAB = [{"Key": "fleet", "Value": "lab"}]
+
+
+def timer(payload: dict) -> dict:
+    event = load_event("timer")
+    event["payload"] = json.dumps(payload)
+    return event
+
+
+def calls_by_action(cloud) -> dict:
+    counts: dict = {}
+    for call in cloud.calls():
+        counts[call["Action"]] = counts.get(call["Action"], 0) + 1
+    return counts
+
+
+@pytest.fixture
+def seed():
+    return base_seed(250)
+
+
+@pytest.fixture(autouse=True)
+def allow_big_batches(env):
+    env["REINIT_MAX_DISKS"] = "1000"
+
+
+def test_a_tag_selection_resets_every_matching_disk_once_with_minimal_calls(invoke, cloud):
+    summary = invoke(timer({"Tags": LAB}))
+    assert (summary["Schema"], summary["Outcome"], summary["Code"], summary["Total"]) == ("reinit.batch.v1", "Succeeded", None, 250)
+    assert summary["Counts"] == {"Succeeded": 250, "Failed": 0, "Rejected": 0, "DryRun": 0}
+    assert len(summary["Results"]) == 250 and {r["DiskId"] for r in summary["Results"]} == {disk_id(n) for n in range(1, 251)}
+    assert all(cloud.ecs.disks[disk_id(n)].reinit_count == 1 for n in range(1, 251))
+    n = 250
+    assert calls_by_action(cloud) == {"DescribeDisks": math.ceil(n / 100), "DescribeInstances": math.ceil(n / 100),
+                                      "ReInitDisk": n}
+    tags = [m["Tag"] for m in invoke.messages()]
+    assert tags.count("Succeeded") == 250 and tags[-1] == "Summary" and len(tags) == 251
+
+
+def test_disk_ids_are_looked_up_100_at_a_time_and_missing_ones_get_their_own_result(invoke, cloud):
+    ids = [disk_id(n) for n in range(1, 151)] + ["d-bp1missing00000001"]
+    summary = invoke(timer({"DiskIds": ids}))
+    assert (summary["Outcome"], summary["Code"], summary["Total"]) == ("Rejected", "InvalidDiskId.NotFound", 151)
+    assert summary["Counts"]["Succeeded"] == 150
+    [missing] = [r for r in summary["Results"] if r["Outcome"] != "Succeeded"]
+    assert (missing["DiskId"], missing["Code"]) == ("d-bp1missing00000001", "InvalidDiskId.NotFound")
+    assert [r["DiskId"] for r in summary["Results"]] == ids  # in the order asked
+    assert calls_by_action(cloud)["DescribeDisks"] == 2
+
+
+def test_throttling_slows_the_batch_but_every_disk_is_reset_exactly_once(invoke, cloud, env):
+    env["REINIT_FLEET_RATE"] = "20"
+    cloud.faults.throttle("ReInitDisk", per_second=5)
+    summary = invoke(timer({"Tags": LAB}))
+    assert summary["Outcome"] == "Succeeded" and summary["Total"] == 250
+    assert all(cloud.ecs.disks[disk_id(n)].reinit_count == 1 for n in range(1, 251))
+    assert cloud.faults.throttled["ReInitDisk"] > 0 and summary["Throttles"] > 0
+    accepted = [c for c in cloud.calls("ReInitDisk") if c["Status"] == 200]
+    assert len(accepted) == 250
+
+
+def test_a_failing_disk_does_not_stop_the_others(invoke, cloud):
+    cloud.ecs.disks[disk_id(7)].tags = {"fleet": "lab"}  # selected, but not allowed
+    cloud.ecs.instances[instance_id(9)].status = "Running"
+    cloud.faults.inject("ReInitDisk", code="InstanceLockedForSecurity", status=403, times=1, skip=20)
+    summary = invoke(timer({"Tags": [{"Key": "fleet"}]}))
+    assert summary["Outcome"] == "Failed"
+    assert summary["Counts"] == {"Succeeded": 247, "Failed": 1, "Rejected": 2, "DryRun": 0}
+    assert summary["Codes"] == {"Forbidden.TagRequired": 1, "IncorrectInstanceStatus": 1, "InstanceLockedForSecurity": 1}
+
+
+def test_max_errors_stops_starting_new_disks(invoke, cloud, env):
+    cloud.faults.inject("ReInitDisk", code="InstanceLockedForSecurity", status=403, times=1000)
+    summary = invoke(timer({"Tags": LAB, "MaxErrors": 3}))
+    aborted = [r for r in summary["Results"] if r["Code"] == "Aborted.MaxErrors"]
+    failed = [r for r in summary["Results"] if r["Code"] == "InstanceLockedForSecurity"]
+    assert 3 <= len(failed) <= 3 + 8  # workers already under way finish their disk
+    assert len(aborted) == 250 - len(failed)
+    assert all(r["Outcome"] == "Rejected" for r in aborted)
+    assert len(cloud.calls("ReInitDisk")) == len(failed)
+
+
+def test_max_disks_refuses_the_whole_batch_before_anything_is_touched(invoke, cloud, env):
+    env["REINIT_MAX_DISKS"] = "100"
+    summary = invoke(timer({"Tags": LAB}))
+    assert (summary["Outcome"], summary["Code"], summary["Total"]) == ("Rejected", "Forbidden.TooManyDisks", 0)
+    assert "250" in summary["Message"]
+    assert invoke.writes() == []
+    assert [m["Tag"] for m in invoke.messages()] == ["Summary"]  # only the summary
+
+
+def test_tags_matching_nothing_is_an_empty_success(invoke):
+    summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "nobody"}]}))
+    assert (summary["Outcome"], summary["Total"], summary["Results"]) == ("Succeeded", 0, [])
+
+
+def test_dry_run_batch(invoke):
+    summary = invoke(timer({"DiskIds": [disk_id(1), disk_id(2)], "DryRun": True}))
+    assert (summary["Outcome"], summary["Counts"]["DryRun"]) == ("Succeeded", 2)
+    assert invoke.writes() == []
+
+
+def test_http_batch_status_is_207_unless_all_succeeded(invoke, cloud):
+    ok = invoke.http({"DiskIds": [disk_id(1), disk_id(2)]})
+    assert ok["statusCode"] == 200 and json.loads(ok["body"])["Outcome"] == "Succeeded"
+    mixed = invoke.http({"DiskIds": [disk_id(3), "d-bp1missing00000001"]})
+    assert mixed["statusCode"] == 207
+
+
+def test_the_published_summary_stays_under_64_kib_but_the_answer_is_complete(invoke, cloud):
+    for n in range(1, 251):
+        cloud.ecs.disks[disk_id(n)].tags = {"fleet": "lab"}  # none carries the required tag
+    summary = invoke(timer({"Tags": LAB}))
+    assert summary["Total"] == 250 and len(summary["Results"]) == 250
+    published = [m for m in cloud.messages("reinit-results") if m["MessageTag"] == "Summary"][0]
+    assert len(published["MessageBody"].encode()) <= 65536
+    body = json.loads(published["MessageBody"])
+    assert body["Counts"]["Rejected"] == 250 and body["ResultsOmitted"] > 0
+    assert len(body["Results"]) + body["ResultsOmitted"] == 250
+
+
+def test_progress_is_logged(invoke, cloud, capsys, env):
+    env["REINIT_FLEET_RATE"] = "10"
+    invoke(timer({"Tags": LAB}))
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    progress = [x for x in lines if x["event"] == "batch.progress"]
+    assert progress and {"done", "total", "rate", "throttles"} <= set(progress[0])
+    assert progress[-1]["done"] <= 250 and progress[0]["total"] == 250
+
+
+def two_disk_seed():
+    seed = base_seed(2)
+    seed["instances"][0]["Status"] = "Running"
+    seed["disks"].append({"DiskId": "d-bp1data000000000001", "InstanceId": instance_id(1), "Type": "data",
+                          "ImageId": LINUX_IMAGE, "Tags": {"reinit-allowed": "true", "fleet": "lab"}})
+    return seed
+
+
+@pytest.mark.parametrize("seed", [two_disk_seed()])
+def test_disks_of_one_instance_run_in_turn_system_last_and_only_the_last_starts_it(invoke, cloud, clock, seed):
+    summary = invoke(timer({"Tags": LAB, "StopInstance": True}))
+    assert summary["Outcome"] == "Succeeded", summary
+    own = [c for c in cloud.calls() if c["Params"].get("DiskId", "").startswith(("d-bp1data", disk_id(1)))
+           or c["Params"].get("InstanceId") == instance_id(1)]
+    assert [c["Action"] for c in own if c["Action"] != "DescribeInstances"] == ["StopInstance", "ReInitDisk", "ReInitDisk"]
+    reinits = [c["Params"] for c in own if c["Action"] == "ReInitDisk"]
+    assert [r["DiskId"] for r in reinits] == ["d-bp1data000000000001", disk_id(1)]
+    assert [r.get("AutoStartInstance") for r in reinits] == [None, "true"]
+    clock.advance(60)
+    assert cloud.ecs.status_of(instance_id(1)) == "Running"
+
+
+def test_batches_are_idempotent_per_disk(invoke, cloud, redis_store):
+    event = timer({"DiskIds": [disk_id(1), disk_id(2)]})
+    invoke(event)
+    again = invoke(event)
+    assert all(r.get("Duplicate") for r in again["Results"])
+    assert cloud.ecs.disks[disk_id(1)].reinit_count == 1
