@@ -38,5 +38,9 @@ test: $(STAMP) redis $(S_CLI) lint
 demo: $(STAMP)
 	$(PY) -m emulator.demo
 
+# The local cloud and a local HTTP trigger: signed curl works as against the deployed one.
+serve: $(STAMP)
+	$(PY) -m emulator.trigger
+
 clean:
 	rm -rf $(VENV) .tools build .pytest_cache .ruff_cache .hypothesis

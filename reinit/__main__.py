@@ -1,6 +1,6 @@
 """Operator commands.
 
-  python -m reinit sign [BODY | --file F]     print curl headers that sign BODY for the webhook
+  python -m reinit sign [BODY | --file F]     print the headers that sign BODY for the webhook
   python -m reinit invoke EVENT.json          run the handler on a sample event
 
 `sign` reads the secret from REINIT_WEBHOOK_SECRET (never from the command line, so it
@@ -11,6 +11,7 @@ with --emulator it first starts the local cloud with the sample fleet and points
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -33,7 +34,9 @@ def _sign(args) -> int:
     else:
         body = sys.stdin.buffer.read()
     headers = webhook.signed_headers(secret, int(args.timestamp or time.time()), body)
-    if args.format == "curl":
+    if args.format == "headers":  # one per line: curl -H @<(python -m reinit sign "$BODY")
+        print("\n".join(f"{k}: {v}" for k, v in headers.items()))
+    elif args.format == "curl":
         print(" ".join(f"-H '{k}: {v}'" for k, v in headers.items()))
     else:
         print(json.dumps(headers))
@@ -64,7 +67,8 @@ def _invoke(args) -> int:
         context = SimpleNamespace(request_id=f"cli-{int(time.time())}", credentials=None,
                                   function=SimpleNamespace(name="reinit", timeout=float(os.environ.get("FC_FUNCTION_TIMEOUT", 60))))
         try:
-            answer = App().handle(json.dumps(event).encode(), context)
+            with contextlib.redirect_stdout(sys.stderr):  # the function's log lines; the answer goes to stdout
+                answer = App().handle(json.dumps(event).encode(), context)
             status = 0
         except InvocationFailed as failed:
             answer, status = json.loads(str(failed)), 1
@@ -87,7 +91,7 @@ def main(argv=None) -> int:
     sign.add_argument("body", nargs="?", help="the exact body to send (default: read stdin)")
     sign.add_argument("--file", help="read the body from this file")
     sign.add_argument("--timestamp", type=int, help="Unix seconds (default: now)")
-    sign.add_argument("--format", choices=("curl", "json"), default="curl")
+    sign.add_argument("--format", choices=("headers", "curl", "json"), default="headers")
     invoke = sub.add_parser("invoke", help="run the handler on an event file")
     invoke.add_argument("event", help="an event JSON file, e.g. events/eventbridge.json")
     invoke.add_argument("--emulator", action="store_true", help="start the local cloud with the sample fleet first")
