@@ -42,5 +42,27 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m emulator.trigger
 
+# The code package FC runs: index.py, reinit/ and the dependencies, built for the runtime's
+# platform, in python/ (s.yaml points at build/code). PACKAGE_PYTHON=3.10 for python3.10.
+PACKAGE_PYTHON ?= 3.12
+PACKAGE_DIR ?= build
+package: $(STAMP)
+	rm -rf $(PACKAGE_DIR)/code && mkdir -p $(PACKAGE_DIR)/code/python
+	cp index.py $(PACKAGE_DIR)/code/ && cp -r reinit $(PACKAGE_DIR)/code/ && find $(PACKAGE_DIR)/code -name __pycache__ -prune -exec rm -rf {} +
+	$(PY) -c "import sys; from packaging.requirements import Requirement; \
+	  env = {'python_version': '$(PACKAGE_PYTHON)', 'python_full_version': '$(PACKAGE_PYTHON).0', 'sys_platform': 'linux', 'platform_machine': 'x86_64'}; \
+	  lines = [l.split('#')[0].strip() for l in open('requirements.txt')]; \
+	  print('\n'.join(str(r).split(';')[0] for r in map(Requirement, filter(None, lines)) if not r.marker or r.marker.evaluate(env)))" \
+	  > $(PACKAGE_DIR)/requirements-$(PACKAGE_PYTHON).txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-compile --target $(PACKAGE_DIR)/code/python --no-deps \
+	  --platform manylinux2014_x86_64 --python-version $(PACKAGE_PYTHON) --implementation cp --only-binary=:all: \
+	  -r $(PACKAGE_DIR)/requirements-$(PACKAGE_PYTHON).txt
+	cd $(PACKAGE_DIR)/code && rm -f ../code.zip && $(abspath $(PY)) -m zipfile -c ../code.zip index.py reinit python
+	@echo "package: $(PACKAGE_DIR)/code ($$(du -sh $(PACKAGE_DIR)/code | cut -f1) unpacked), $(PACKAGE_DIR)/code.zip ($$(du -h $(PACKAGE_DIR)/code.zip | cut -f1)) for python$(PACKAGE_PYTHON)"
+
+bench: $(STAMP)
+	$(PY) -m bench.coldstart
+	$(PY) -m bench.fleet
+
 clean:
 	rm -rf $(VENV) .tools build .pytest_cache .ruff_cache .hypothesis
