@@ -102,7 +102,7 @@ class App:
             refusal = self._http_door(inv, config, log, store)
             if refusal is not None:
                 body = notification(refusal, meta)
-                log.warning("http.refused", code=refusal.code, reason=getattr(refusal, "reason", None))
+                log.warning("http.refused", code=refusal.code, reason=refusal.reason)
                 return self._http_answer(http_status(refusal), body)
             events.http_fields(inv)
 
@@ -133,9 +133,14 @@ class App:
 
         body = notification(result, meta)
         publisher = self._publisher_or_none(config, creds)
-        self._publish(publisher, config, body, result.outcome, log)
+        published = self._publish(publisher, config, body, result.outcome, log)
         log.info("result", disk=result.disk_id, outcome=result.outcome, code=result.code,
                  ecs_request_id=result.ecs_request_id, duration=round(self.clock() - start, 3))
+        if inv.trigger != HTTP and not published and (store is not None or not result.may_have_run):
+            # The topic stayed down: end with an error so that the platform retries and, in the
+            # end, the asynchronous failure destination gets the outcome. Only where a retry
+            # cannot wipe again: a store answers it from the record, or nothing was written.
+            raise InvocationFailed(json.dumps({**body, "NotificationFailed": True}))
         return self._answer(inv, result, body)
 
     # -- pieces -------------------------------------------------------------------------
@@ -161,7 +166,7 @@ class App:
             signature = verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
         except ReinitError as err:
             result = Result.from_error(err)
-            result.reason = getattr(err, "reason", None)
+            result.reason = err.reason
             return result
         ttl = 2 * WINDOW_SECONDS + 60
         try:
@@ -170,9 +175,8 @@ class App:
             log.error("idempotency.unavailable", error=str(err))
             return Result(FAILED, "ServiceUnavailable", "The replay store is unreachable; try again.", True, status=503)
         if not fresh:
-            result = Result(REJECTED, "Unauthorized.Signature", "The request signature was not accepted.", status=401)
-            result.reason = "the signature was already used (a replay)"
-            return result
+            return Result(REJECTED, "Unauthorized.Signature", "The request signature was not accepted.", status=401,
+                          reason="the signature was already used (a replay)")
         return None
 
     @staticmethod
@@ -189,25 +193,28 @@ class App:
         except Exception:
             return None
 
-    def _publish(self, publisher, config: Config, body: dict, tag: str, log: Log) -> None:
-        """Publish with retries; if the topic stays down, the whole outcome goes to the log."""
+    def _publish(self, publisher, config: Config, body: dict, tag: str, log: Log) -> bool:
+        """Publish with retries; if the topic stays down, the whole outcome goes to the log.
+        False only where a topic is configured and the message could not be published."""
         if publisher is None:
             if not config.topic and not self._warned_no_topic:
                 log.warning("notify.disabled", reason="REINIT_TOPIC is not set: outcomes are only logged")
                 self._warned_no_topic = True
             if config.topic:
                 log.error("notify.unavailable", notification=body)
-            return
+                return False
+            return True
         for attempt in range(1, 5):
             try:
                 message_id = publisher.publish(body, tag)
                 log.info("notify.published", topic=config.topic, message_id=message_id, tag=tag)
-                return
+                return True
             except PublishError as err:
                 if not err.retryable or attempt == 4:
                     log.error("notify.failed", topic=config.topic, code=err.code, notification=body)
-                    return
+                    return False
                 self.sleep(full_jitter(attempt, self.random, base=0.2, cap=2.0))
+        return False
 
     def _answer(self, inv: Invocation, result: Result, body: dict):
         if inv.trigger == HTTP:

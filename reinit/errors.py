@@ -63,6 +63,7 @@ class ReinitError(Exception):
             known_retryable if retryable is None else retryable)
         self.ecs_request_id = ecs_request_id
         self.may_have_run = may_have_run  # ReInitDisk ran, or may have: never release its claim
+        self.reason: str | None = None  # for the log only, never for the caller
 
 
 def rejected(code: str, message: str) -> ReinitError:

@@ -22,8 +22,10 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines
 
 
 class Pacer:
-    """One API's pace: calls spaced 1/rate apart; the rate drops by a third on Throttling
-    and climbs back (2% of the configured rate a success) to the configured rate, never above.
+    """One API's pace: calls spaced 1/rate apart. On Throttling the rate drops by a third,
+    and the ceiling it climbs back to (2% of it a success) becomes 90% of the rate that was
+    throttled, so the pace settles just under the real quota instead of probing it again.
+    Calls already in flight when the rate was cut do not cut it again.
 
     ECS throttles per API, per region, per minute; each API gets its own Pacer.
     """
@@ -33,19 +35,27 @@ class Pacer:
         self.rate, self.floor, self.ceiling = rate, min(floor, rate), rate
         self._next = clock()
         self._lock = threading.Lock()
+        self._generation = 0  # bumped at every cut
         self.throttles = 0
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for this call's turn; return the generation it was sent in."""
         with self._lock:
             now = self.clock()
             at = max(now, self._next)
             self._next = at + 1.0 / self.rate
+            generation = self._generation
         if at > now:
             self.sleep(at - now)
+        return generation
 
-    def throttled(self) -> None:
+    def throttled(self, generation: int) -> None:
         with self._lock:
             self.throttles += 1
+            if generation != self._generation:
+                return  # sent before the last cut: that cut already answered it
+            self._generation += 1
+            self.ceiling = max(self.floor, min(self.ceiling, self.rate * 0.9))
             self.rate = max(self.floor, self.rate * 2 / 3)
 
     def succeeded(self) -> None:
@@ -71,12 +81,12 @@ class PacedEcs:
 
     def call(self, action: str, query: dict) -> dict:
         pacer = self._pacer(action)
-        pacer.acquire()
+        generation = pacer.acquire()
         try:
             result = self._ecs.call(action, query)
         except EcsCallError as err:
             if err.kind == "throttled":
-                pacer.throttled()
+                pacer.throttled(generation)
             raise
         pacer.succeeded()
         return result

@@ -33,6 +33,7 @@ class Result:
     status: int = 200
     extra: dict = field(default_factory=dict)
     may_have_run: bool = False  # ReInitDisk was accepted, or may have been
+    reason: str | None = None  # for the log only (why a signature was refused); never sent
 
     @classmethod
     def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:
@@ -71,7 +72,6 @@ class Context:
     random: Callable[[], float]
     deadline: float
     log: Log
-    on_throttle: Callable[[EcsCallError], None] | None = None
     once: Once | None = None
 
     def retrier(self) -> Retrier:
@@ -79,8 +79,6 @@ class Context:
 
     def _retrying(self, err: EcsCallError) -> None:
         self.log.info("ecs.retry", action=err.action, code=err.code)
-        if err.kind == "throttled" and self.on_throttle:
-            self.on_throttle(err)
 
     def read(self, fn):
         """An ECS read with retries; a final failure becomes Failed (section 10)."""

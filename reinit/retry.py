@@ -7,7 +7,7 @@ repeat a write only where ECS cannot have carried it out (throttled, refused, un
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reinit.ecs import EcsCallError
 
@@ -43,7 +43,6 @@ class Retrier:
     deadline: float  # on `clock`; no retry is started that would end after it
     max_attempts: int = 6
     on_retry: Callable[[EcsCallError], None] | None = None
-    attempts: list = field(default_factory=list)
 
     def call(self, fn: Callable[[], object], retry_if: Callable[[EcsCallError], bool] = retryable_read):
         attempt = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from reinit.errors import rejected
+from reinit.errors import ReinitError, rejected
 
 WINDOW_SECONDS = 300
 MAX_BODY_BYTES = 64 * 1024
@@ -31,7 +31,7 @@ def verify(secret: str | None, headers: dict[str, str], body: bytes | None, now:
     `headers` have lower-case names. The reason is kept for the log; the caller is told
     only that the signature was not accepted.
     """
-    def refuse(reason: str):
+    def refuse(reason: str) -> ReinitError:
         err = rejected("Unauthorized.Signature", "The request signature was not accepted.")
         err.reason = reason
         return err

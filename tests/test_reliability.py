@@ -191,11 +191,32 @@ def test_publish_is_retried_and_a_failed_publish_never_wipes_again(invoke, cloud
 
 def test_topic_down_for_good_logs_the_whole_outcome_once(invoke, cloud, capsys):
     cloud.faults.inject("PublishMessage", when="drop", times=100)
+    # No store: a platform retry could wipe again, so a success returns normally, logged.
     assert invoke({"DiskId": D1})["Outcome"] == "Succeeded"
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     [lost] = [x for x in lines if x["event"] == "notify.failed"]
     assert lost["notification"]["DiskId"] == D1 and lost["notification"]["Outcome"] == "Succeeded"
     assert invoke.reinit_count(D1) == 1
+
+
+def test_topic_down_with_a_store_ends_the_invocation_and_the_retry_delivers_without_wiping(invoke, cloud, redis_store):
+    event = load_event("eventbridge")
+    cloud.faults.inject("PublishMessage", code="ServiceUnavailable", status=503, times=4)
+    with pytest.raises(InvocationFailed) as info:  # so the platform retries, then the failure destination
+        invoke(event)
+    lost = json.loads(str(info.value))
+    assert (lost["Outcome"], lost["NotificationFailed"]) == ("Succeeded", True)
+    retry = invoke(event)  # the platform's retry: answered from the store, published now
+    assert retry["Duplicate"] is True and retry["EcsRequestId"] == lost["EcsRequestId"]
+    assert [m["Outcome"] for m in invoke.messages()] == ["Succeeded"]
+    assert invoke.reinit_count(D1) == 1
+
+
+def test_topic_down_for_a_refusal_ends_the_invocation_too(invoke, cloud):
+    cloud.faults.inject("PublishMessage", when="drop", times=100)
+    with pytest.raises(InvocationFailed) as info:
+        invoke({"DiskID": D1})  # nothing was written, so a retry is harmless
+    assert json.loads(str(info.value))["Code"] == "InvalidParameter.Unknown"
 
 
 # -- idempotency with a real redis-server ------------------------------------------------------
