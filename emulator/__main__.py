@@ -3,10 +3,9 @@
 import argparse
 import json
 import pathlib
-import signal
 import sys
 
-from emulator.server import Emulator
+from emulator.server import Emulator, serve_until_stopped
 
 DEFAULT_SEED = pathlib.Path(__file__).with_name("fleet.json")
 
@@ -21,13 +20,7 @@ def main(argv=None) -> int:
         parser.error("the emulator serves loopback only")
     emu = Emulator(json.loads(args.seed.read_text()), host=args.host, port=args.port).start()
     print(f"emulator: ECS and MNS at {emu.endpoint} (seed {args.seed})", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        signal.pause()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        emu.stop()
+    serve_until_stopped(emu)
     return 0
 
 

@@ -174,6 +174,21 @@ class Emulator:
         return 404, {"Code": "NotFound"}
 
 
+def serve_until_stopped(*servers) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop the servers (last started, first stopped)."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
 def _injected(fault) -> ecs_exc.EcsError:
     err = ecs_exc.EcsError(fault.message)
     err.code, err.status = fault.code, fault.status

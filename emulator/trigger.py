@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import signal
 import sys
 import time
 import uuid
@@ -106,7 +105,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from emulator.demo import DEMO_SECRET, SEED, configure
-    from emulator.server import Emulator
+    from emulator.server import Emulator, serve_until_stopped
 
     seed = json.loads(SEED.read_text())
     emu = Emulator(seed, port=args.cloud_port).start()
@@ -126,14 +125,7 @@ try:
   BODY='{{"DiskId": "d-bp1webhook0000001"}}'
   curl -s {trigger.url} -H 'Content-Type: application/json' -H @<(.venv/bin/python -m reinit sign "$BODY") -d "$BODY"
 """, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        signal.pause()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        trigger.stop()
-        emu.stop()
+    serve_until_stopped(emu, trigger)
     return 0
 
 

@@ -11,7 +11,7 @@ import os
 import random as _random
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reinit import events
 from reinit.clients import ClientCache, resolve_credentials
@@ -82,6 +82,23 @@ class App:
 
     # -- the invocation --------------------------------------------------------------
     def handle(self, event, context):
+        """One invocation. Whatever happens, the caller gets an answer, never a traceback;
+        only InvocationFailed (documented, after notifying) ends it with an error."""
+        try:
+            return self._handle(event, context)
+        except InvocationFailed:
+            raise
+        except Exception as err:  # a bug before the guarded part: answer it all the same
+            Log({"invocation": getattr(context, "request_id", None)}).error("internal.error", error=type(err).__name__)
+            try:
+                trigger = events.parse_event(event).trigger
+            except Exception:
+                trigger = events.INVOKE
+            result = Result(FAILED, "InternalError", "An internal error occurred; see the function log.", status=500)
+            body = notification(result, Meta(trigger, None, getattr(context, "request_id", None), None))
+            return self._http_answer(500, body) if trigger == HTTP else body
+
+    def _handle(self, event, context):
         start = self.clock()
         invocation_id = getattr(context, "request_id", None)
         config = load_config(self.env, function_timeout(context))
@@ -94,8 +111,12 @@ class App:
             log.add_secret(creds.security_token)
         meta = Meta(inv.trigger, inv.event_id, invocation_id, config.region)
 
-        store = self.store(config)
-        if store is None and not self._warned_no_store:
+        try:
+            store = self.store(config)
+        except Exception as err:  # redis-py refused the URL itself
+            store = None
+            config = replace(config, problems=(*config.problems, f"REINIT_IDEMPOTENCY_URL is not usable ({type(err).__name__})"))
+        if store is None and not self._warned_no_store and not config.idempotency_url:
             log.warning("idempotency.disabled", reason="REINIT_IDEMPOTENCY_URL is not set: duplicate events are not suppressed")
             self._warned_no_store = True
         if inv.trigger == HTTP:
@@ -111,6 +132,8 @@ class App:
                 raise events.malformed_error(inv)
             if config.problems:
                 raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(config.problems) + ".")
+            if isinstance(inv.fields.get("Password"), str):  # redact it even if the request is refused
+                log.add_secret(inv.fields["Password"])
             request = parse_request(inv.fields, inv.trigger)
             if request.password is not None:
                 log.add_secret(request.password.reveal())

@@ -391,3 +391,23 @@ def test_http_body_may_be_absent(invoke):
     assert invoke(event)["statusCode"] == 401  # unsigned; but recognised as http
     assert base64  # (module used above)
     assert TOPIC
+
+
+def test_a_bug_outside_the_guarded_part_is_still_answered(invoke, monkeypatch):
+    import reinit.app
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("early bug")
+
+    monkeypatch.setattr(reinit.app, "load_config", boom)
+    answer = invoke({"DiskId": disk_id(1)})
+    assert (answer["Outcome"], answer["Code"]) == ("Failed", "InternalError")
+    http = invoke.http({"DiskId": disk_id(1)})
+    assert (http["statusCode"], json.loads(http["body"])["Code"]) == (500, "InternalError")
+
+
+def test_an_idempotency_url_redis_cannot_use_is_config_invalid(invoke, env):
+    env["REINIT_IDEMPOTENCY_URL"] = "redis://127.0.0.1:notaport/0"
+    answer = invoke({"DiskId": disk_id(1)})
+    assert (answer["Outcome"], answer["Code"]) == ("Failed", "Config.Invalid")
+    assert invoke.writes() == []

@@ -80,3 +80,26 @@ def test_invoke_runs_each_sample_event_against_the_emulator(name):
     expected = {"eventbridge": "Succeeded", "timer": "Rejected", "http": "Succeeded", "invoke": "Rejected"}[name]
     assert answer["Outcome"] == expected
     assert "[" in out.stderr  # the published messages are shown
+
+
+def test_python_m_emulator_serves_the_seed_until_stopped():
+    import socket
+    import time
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/state", timeout=5) as response:
+                    state = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert state["Disks"]["d-bp1incident000001"]["Status"] == "In_use"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
