@@ -1,7 +1,8 @@
 """One loopback HTTP server that speaks ECS RPC and MNS, plus a small control API.
 
-Routes: `/topics/...` is MNS; `/_emulator/...` is the control API (state, messages,
-faults; JSON); anything else is the ECS RPC endpoint. The official SDKs reach it through
+Routes: `/topics/...` is MNS; `/2023-03-30/functions/...` is Function Compute's
+InvokeFunction; `/_emulator/...` is the control API (state, messages, faults; JSON);
+anything else is the ECS RPC endpoint. The official SDKs reach it through
 an endpoint override, exactly as they reach Alibaba Cloud.
 """
 
@@ -19,6 +20,7 @@ from emulator.ecs import exceptions as ecs_exc
 from emulator.ecs.models import EcsBackend
 from emulator.ecs.responses import EcsResponses
 from emulator.faults import Faults
+from emulator.fc.models import FcBackend, FunctionNotFound
 from emulator.mns import exceptions as mns_exc
 from emulator.mns.models import MnsBackend
 from emulator.mns.responses import MnsResponses, xml
@@ -45,6 +47,7 @@ class Emulator:
             for c in seed.get("credentials", [])
         )
         self.faults = Faults(self.clock)
+        self.fc = FcBackend()
         self.requests: list[dict] = []  # every ECS and MNS request, secrets redacted
         self._lock = threading.Lock()
         self._ecs = EcsResponses(self.ecs)
@@ -64,6 +67,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        self.fc.stop_worker()
         self._server.shutdown()
         self._server.server_close()
 
@@ -146,6 +150,27 @@ class Emulator:
         self._record(entry)
         return status, payload
 
+    def handle_fc(self, method, path, headers, body) -> tuple[int, bytes, dict]:
+        """InvokeFunction (FC 2023-03-30, ROA): POST /2023-03-30/functions/{name}/invocations."""
+        name = path.split("/")[3] if path.count("/") >= 4 else ""
+        request_id = uuid.uuid4().hex.upper()
+        entry = {"Service": "fc", "Action": "InvokeFunction", "Function": name, "RequestId": request_id,
+                 "InvocationType": headers.get("x-fc-invocation-type", "Sync")}
+        try:
+            verify_ecs(self.keyring, method, path, {}, headers, body)
+            if method != "POST" or not path.endswith("/invocations"):
+                raise FunctionNotFound()
+            if entry["InvocationType"] != "Async":
+                raise ecs_exc.InvalidParameter("Only asynchronous invocations are emulated.")
+            fc_request_id = self.fc.invoke_async(name, body)
+            status, payload, extra = 202, b"", {"x-fc-request-id": fc_request_id}
+        except (ecs_exc.EcsError, FunctionNotFound) as err:
+            status, extra = err.status, {"x-fc-request-id": request_id}
+            payload = json.dumps({"Code": err.code, "Message": err.message, "RequestId": request_id}).encode()
+        entry.update(Status=status)
+        self._record(entry)
+        return status, payload, extra
+
     def handle_control(self, method, path, body) -> tuple[int, dict]:
         parts = path.strip("/").split("/")[1:]
         if method == "GET" and parts == ["state"]:
@@ -214,6 +239,9 @@ def _handler_for(emulator: Emulator):
                 if url.path.startswith("/_emulator/"):
                     status, answer = emulator.handle_control(self.command, url.path, body)
                     self._send(status, json.dumps(answer).encode(), "application/json;charset=utf-8")
+                elif url.path.startswith("/2023-03-30/functions/"):
+                    status, payload, extra = emulator.handle_fc(self.command, url.path, headers, body)
+                    self._send(status, payload, "application/json", extra)
                 elif url.path.startswith("/topics/"):
                     status, payload = emulator.handle_mns(self.command, url.path, headers, body)
                     self._send(status, payload, "text/xml;charset=utf-8", {"x-mns-version": "2015-06-06"})

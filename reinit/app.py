@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from reinit import events
 from reinit.clients import ClientCache, resolve_credentials
 from reinit.config import Config, load_config
+from reinit.ecs import EcsCallError
 from reinit.errors import FAILED, REJECTED, ReinitError, failed
 from reinit.events import HTTP, Invocation
 from reinit.fleet import run_batch
@@ -25,7 +26,7 @@ from reinit.log import Log
 from reinit.notify import PublishError
 from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
 from reinit.request import RequestError, parse_request
-from reinit.retry import full_jitter
+from reinit.retry import full_jitter, retryable_write
 from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
@@ -141,9 +142,10 @@ class App:
                 raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
             ecs, publisher = self.clients.get(config, creds)
             ctx = Context(ecs, config, self.clock, self.sleep, self.random, deadline.work_ends, log,
-                          once=self._once(store, inv, deadline))
+                          once=self._once(store, inv, deadline, request))
             if request.is_batch:
-                return self._batch(ctx, request, meta, publisher, start)
+                split = self._splitter(ctx, request, inv, creds, context, invocation_id)
+                return self._batch(ctx, request, meta, publisher, start, split)
             result = run_single(ctx, request)
         except RequestError as err:
             result = Result.from_error(err, err.disk_id, err.instance_id)
@@ -167,14 +169,53 @@ class App:
         return self._answer(inv, result, body)
 
     # -- pieces -------------------------------------------------------------------------
-    def _once(self, store, inv: Invocation, deadline: Deadline) -> Once | None:
-        if store is None or inv.event_id is None:
+    def _once(self, store, inv: Invocation, deadline: Deadline, request) -> Once | None:
+        if store is None:
             return None
-        key = inv.event_id
-        if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
-            key = "idempotency-key:" + inv.http.headers["idempotency-key"][:256]
+        if request.batch_id is not None:  # a chunk of a split batch: idempotent by (BatchId, Chunk)
+            key = f"chunk:{request.batch_id}#{request.chunk}"
+        elif inv.event_id is None:
+            return None
+        elif inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
+            key = f"{inv.trigger}:idempotency-key:" + inv.http.headers["idempotency-key"][:256]
+        else:
+            key = f"{inv.trigger}:{inv.event_id}"
         hold = deadline.start + deadline.timeout - self.clock() + 5.0
-        return Once(store, f"{inv.trigger}:{key}", hold)
+        return Once(store, key, hold)
+
+    def _splitter(self, ctx: Context, request, inv: Invocation, creds, context, invocation_id):
+        """Where Function Compute can be reached, a selection too large for one invocation
+        is split into chunks and handed to asynchronous invocations of this function."""
+        config = ctx.config
+        function_name = config.function_name or getattr(getattr(context, "function", None), "name", None)
+        if not config.fc_endpoint or not function_name or request.batch_id is not None:
+            return None
+        usable = max(0.0, ctx.deadline - self.clock() - 30.0)
+        limit = config.fleet_chunk or max(1, int(config.fleet_rate * usable * 0.8))
+
+        def split(ids: list[str]) -> dict | None:
+            if len(ids) <= limit:
+                return None
+            from reinit.chunks import Dispatcher, batch_id, chunk_payload
+            from reinit.chunks import split as split_ids
+            batch = batch_id(f"{inv.trigger}:{inv.event_id or invocation_id}")
+            parts = split_ids(ids, limit)
+            dispatcher = Dispatcher(config.fc_endpoint, config.region, creds, function_name)
+            dispatched = []
+            for number, part in enumerate(parts):
+                payload = chunk_payload(request, part, batch, number, len(parts))
+                try:
+                    dispatched.append(ctx.retrier().call(lambda p=payload: dispatcher.invoke_async(p), retryable_write))
+                except EcsCallError as err:
+                    raise failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to "
+                                 f"Function Compute, then InvokeFunction failed ({err.code}); retrying the event "
+                                 "re-sends the same chunks.", retryable=True) from None
+            ctx.log.info("batch.split", batch=batch, disks=len(ids), chunks=len(parts), chunk_size=limit)
+            return {"Total": len(ids), "BatchId": batch, "Chunks": len(parts), "Dispatched": dispatched,
+                    "Message": f"{len(ids)} disks are more than one invocation can finish: handed to {len(parts)} "
+                               f"asynchronous invocations (batch {batch}); each publishes its disks and its summary."}
+
+        return split
 
     def _http_door(self, inv: Invocation, config: Config, log: Log, store) -> Result | None:
         """Method (405), decoded size (413), then signature (401): section 11, "HTTP order".
@@ -251,11 +292,11 @@ class App:
         return {"statusCode": status, "headers": {"Content-Type": "application/json"},
                 "isBase64Encoded": False, "body": json.dumps(body)}
 
-    def _batch(self, ctx: Context, request, meta: Meta, publisher, start: float):
+    def _batch(self, ctx: Context, request, meta: Meta, publisher, start: float, split=None):
         def on_result(result: Result) -> None:
             self._publish(publisher, ctx.config, notification(result, meta), result.outcome, ctx.log)
 
-        results, refusal, figures = run_batch(ctx, request, ctx.config.fleet_rate, on_result)
+        results, refusal, figures = run_batch(ctx, request, ctx.config.fleet_rate, on_result, split)
         full = summary(results, meta, self.clock() - start, refusal)
         full.update(figures)
         self._publish(publisher, ctx.config, summary_message(full), "Summary", ctx.log)

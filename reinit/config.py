@@ -23,6 +23,9 @@ IDEMPOTENCY_URL = "REINIT_IDEMPOTENCY_URL"
 IDEMPOTENCY_TTL = "REINIT_IDEMPOTENCY_TTL"
 POLL_SECONDS = "REINIT_POLL_SECONDS"
 FLEET_RATE = "REINIT_FLEET_RATE"
+FLEET_CHUNK = "REINIT_FLEET_CHUNK"
+FC_ENDPOINT = "REINIT_FC_ENDPOINT"
+FUNCTION_NAME = "REINIT_FUNCTION_NAME"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Config:
     function_timeout: float | None = None
     poll_seconds: float = 2.0
     fleet_rate: float = 10.0
+    fleet_chunk: int | None = None  # most disks one invocation takes on; None: from rate and timeout
+    fc_endpoint: str | None = None
+    function_name: str | None = None
     problems: tuple[str, ...] = ()
 
 
@@ -148,6 +154,14 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
             problems.append(f"{FLEET_RATE} must be calls per second between 0.1 and 1000")
             fleet_rate = 10.0
 
+    fc = env.get(FC_ENDPOINT) or None
+    if not fc and region and env.get("FC_ACCOUNT_ID"):
+        fc = f"https://{env['FC_ACCOUNT_ID']}.{region}.fc.aliyuncs.com"
+    if fc and (p := check_endpoint(FC_ENDPOINT, fc)):
+        problems.append(p)
+        fc = None
+    chunk = _int(FLEET_CHUNK, env.get(FLEET_CHUNK), 0, 1, problems) or None
+
     idem_url = env.get(IDEMPOTENCY_URL) or None
     if idem_url and urlsplit(idem_url).scheme not in ("redis", "rediss"):
         problems.append(f"{IDEMPOTENCY_URL} must be a redis:// or rediss:// URL")
@@ -168,5 +182,8 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
         function_timeout=timeout,
         poll_seconds=poll,
         fleet_rate=fleet_rate,
+        fleet_chunk=chunk,
+        fc_endpoint=fc,
+        function_name=env.get(FUNCTION_NAME) or env.get("FC_FUNCTION_NAME") or None,
         problems=tuple(problems),
     )

@@ -125,10 +125,14 @@ def instances_of(ctx: Context, disks: list[dict]) -> dict[str, dict]:
     return found
 
 
-def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Result], None] | None = None
-              ) -> tuple[list[Result], Result | None, dict]:
+def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Result], None] | None = None,
+              split: Callable[[list[str]], dict | None] | None = None) -> tuple[list[Result], Result | None, dict]:
     """Run a batch. Returns the per-disk results, a whole-batch refusal (or None), and
-    pacing figures (throttles seen, API calls made)."""
+    figures for the summary (throttles seen; for a split batch, its chunks).
+
+    `split(ids)`, where given, hands a selection too large for one invocation to
+    asynchronous invocations and returns their figures (None: small enough, run it here).
+    """
     paced = PacedEcs(ctx.ecs, ctx.clock, ctx.sleep, rate)
     ctx = replace(ctx, ecs=paced)
     try:
@@ -137,6 +141,10 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
         if total > ctx.config.max_disks:
             raise rejected("Forbidden.TooManyDisks",
                            f"The batch selects {total} disks; REINIT_MAX_DISKS allows {ctx.config.max_disks}. Nothing was done.")
+        if split is not None and req.batch_id is None:
+            handed_off = split([d["DiskId"] for d in disks] + missing)
+            if handed_off is not None:
+                return [], None, handed_off
         instances = instances_of(ctx, disks)
     except ReinitError as err:
         return [], Result.from_error(err), {}
@@ -184,6 +192,10 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
                               f"Not attempted: {req.max_errors} failures came first (MaxErrors).",
                               disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=403))
                 continue
+            if ctx.clock() >= ctx.deadline:  # report it rather than be killed mid-batch
+                record(Result(FAILED, "WaitTimeout", "Not attempted: the function ran out of time first.",
+                              disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=504))
+                continue
             try:
                 last = i == len(group) - 1
                 record(at_most_once(ctx, req, disk,
@@ -198,4 +210,6 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
     order = {d: i for i, d in enumerate(req.disk_ids or [d["DiskId"] for d in disks])}
     results.sort(key=lambda r: order.get(r.disk_id, len(order)))
     figures = {"Throttles": sum(p.throttles for p in paced.pacers.values())}
+    if req.batch_id is not None:
+        figures.update(BatchId=req.batch_id, Chunk=req.chunk, Chunks=req.chunks)
     return results, None, figures

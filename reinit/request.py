@@ -23,7 +23,8 @@ SHOWN_MAX = 64  # a malformed value is cut to this length in a notification
 SINGLE_FIELDS = ("DiskId", "InstanceId")
 STRING_FIELDS = ("Password", "KeyPairName", "SecurityEnhancementStrategy")
 BOOL_FIELDS = ("AutoStartInstance", "DryRun", "StopInstance", "WaitForCompletion")
-BATCH_FIELDS = ("DiskIds", "Tags", "DiskType", "MaxErrors")
+BATCH_FIELDS = ("DiskIds", "Tags", "DiskType", "MaxErrors", "BatchId", "Chunk", "Chunks")
+BATCH_ID = re.compile(r"b-[0-9a-f]{16}", re.ASCII)
 KNOWN = (*SINGLE_FIELDS, *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS)
 
 
@@ -65,6 +66,9 @@ class Request:
     tags: tuple[tuple[str, str | None], ...] | None = None
     disk_type: str = "all"
     max_errors: int | None = None
+    batch_id: str | None = None  # set on a chunk of a split batch (chunks.py)
+    chunk: int | None = None
+    chunks: int | None = None
 
     @property
     def is_batch(self) -> bool:
@@ -174,6 +178,17 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
         raise rejected("InvalidParameter.Conflict", "DiskType goes with Tags only.")
     if max_errors is not None and not batch:
         raise rejected("InvalidParameter.Conflict", "MaxErrors goes with DiskIds or Tags only.")
+    chunk_fields = [name for name in ("BatchId", "Chunk", "Chunks") if name in fields]
+    if chunk_fields:
+        if len(chunk_fields) != 3 or disk_ids is None:
+            raise rejected("InvalidParameter.Conflict", "BatchId, Chunk and Chunks go together, with DiskIds.")
+        if not isinstance(fields["BatchId"], str) or not BATCH_ID.fullmatch(fields["BatchId"]):
+            raise rejected("InvalidParameter.Type", "BatchId must look like b- followed by 16 hex digits.")
+        for name in ("Chunk", "Chunks"):
+            if isinstance(fields[name], bool) or not isinstance(fields[name], int) or fields[name] < 0:
+                raise rejected("InvalidParameter.Type", f"{name} must be a whole number.")
+        if fields["Chunk"] >= fields["Chunks"]:
+            raise rejected("InvalidParameter.Type", "Chunk must be less than Chunks.")
     if "Password" in strings and "KeyPairName" in strings:
         raise rejected("InvalidParameter.Conflict", "Password and KeyPairName cannot be combined.")
 
@@ -205,6 +220,9 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
         tags=tags,
         disk_type=disk_type,
         max_errors=max_errors,
+        batch_id=fields.get("BatchId"),
+        chunk=fields.get("Chunk"),
+        chunks=fields.get("Chunks"),
     )
 
 

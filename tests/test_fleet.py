@@ -168,3 +168,57 @@ def test_batches_are_idempotent_per_disk(invoke, cloud, redis_store):
     again = invoke(event)
     assert all(r.get("Duplicate") for r in again["Results"])
     assert cloud.ecs.disks[disk_id(1)].reinit_count == 1
+
+
+# -- beyond one invocation ------------------------------------------------------------------
+@pytest.fixture
+def split_env(env, cloud):
+    import index
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit", REINIT_FLEET_CHUNK="100")
+    cloud.fc.register("reinit", lambda event, context: index.handler(event, context))
+    return env
+
+
+def test_a_selection_too_big_for_one_invocation_is_split_into_async_chunks(invoke, cloud, split_env):
+    parent = invoke(timer({"Tags": LAB, "AutoStartInstance": False}))
+    assert (parent["Outcome"], parent["Total"], parent["Chunks"]) == ("Succeeded", 250, 3)
+    assert parent["BatchId"].startswith("b-") and len(parent["Dispatched"]) == 3
+    assert invoke.writes() == []  # the parent only selects and hands off
+    fc_calls = cloud.calls("InvokeFunction", service="fc")
+    assert [c["InvocationType"] for c in fc_calls] == ["Async"] * 3 and all(c["Status"] == 202 for c in fc_calls)
+    assert cloud.fc.run_pending() == 3
+    chunks = [i["Result"] for i in cloud.fc.invocations]
+    assert sorted(c["Chunk"] for c in chunks) == [0, 1, 2] and {c["BatchId"] for c in chunks} == {parent["BatchId"]}
+    assert [c["Total"] for c in chunks] == [100, 100, 50]
+    assert all(c["Outcome"] == "Succeeded" for c in chunks)
+    assert all(cloud.ecs.disks[disk_id(n)].reinit_count == 1 for n in range(1, 251))
+    assert cloud.fc.invocations[0]["Payload"]["AutoStartInstance"] is False  # the options travel with the chunks
+    tags = [m["Tag"] for m in invoke.messages()]
+    assert tags.count("Succeeded") == 250 and tags.count("Summary") == 4  # the parent's and each chunk's
+
+
+def test_a_redelivered_parent_resends_the_same_chunks_and_nothing_is_wiped_twice(invoke, cloud, split_env, redis_store):
+    event = timer({"Tags": LAB})
+    first = invoke(event)
+    cloud.fc.run_pending()
+    again = invoke(event)  # EventBridge or the timer delivered it twice
+    assert again["BatchId"] == first["BatchId"]
+    cloud.fc.run_pending()
+    assert all(cloud.ecs.disks[disk_id(n)].reinit_count == 1 for n in range(1, 251))
+    second_round = [i["Result"] for i in cloud.fc.invocations[3:]]
+    assert all(all(r.get("Duplicate") for r in chunk["Results"]) for chunk in second_round)
+
+
+def test_a_small_selection_is_not_split(invoke, cloud, split_env):
+    summary = invoke(timer({"DiskIds": [disk_id(1), disk_id(2)]}))
+    assert summary["Counts"]["Succeeded"] == 2 and "Chunks" not in summary
+    assert cloud.calls("InvokeFunction", service="fc") == []
+
+
+def test_chunk_fields_are_validated(invoke, cloud):
+    bad = [({"DiskIds": [disk_id(1)], "BatchId": "b-0123456789abcdef"}, "InvalidParameter.Conflict"),
+           ({"DiskIds": [disk_id(1)], "BatchId": "nope", "Chunk": 0, "Chunks": 1}, "InvalidParameter.Type"),
+           ({"DiskIds": [disk_id(1)], "BatchId": "b-0123456789abcdef", "Chunk": 2, "Chunks": 2}, "InvalidParameter.Type")]
+    for fields, code in bad:
+        assert invoke(fields)["Code"] == code
+    assert cloud.calls() == []

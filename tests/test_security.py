@@ -131,10 +131,12 @@ def test_the_ram_policy_is_least_privilege():
     policy = json.loads((pathlib.Path(__file__).resolve().parents[1] / "ram" / "reinit-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert actions == {"ecs:DescribeDisks", "ecs:DescribeInstances", "ecs:StopInstance", "ecs:StartInstance",
-                       "ecs:ReInitDisk", "mns:PublishMessage"}
+                       "ecs:ReInitDisk", "mns:PublishMessage", "fc:InvokeFunction"}
     [reinit] = [s for s in policy["Statement"] if "ecs:ReInitDisk" in s["Action"]]
     assert reinit["Action"] == ["ecs:ReInitDisk"]
     assert reinit["Condition"] == {"StringEquals": {"ecs:tag/reinit-allowed": "true"}}
     [publish] = [s for s in policy["Statement"] if "mns:PublishMessage" in s["Action"]]
     assert publish["Resource"].endswith("/topics/reinit-results/messages")
+    [invoke] = [s for s in policy["Statement"] if "fc:InvokeFunction" in s["Action"]]
+    assert invoke["Resource"].endswith(":functions/reinit")  # only itself, for the chunks of a big batch
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
