@@ -90,25 +90,42 @@ def _int(name: str, raw: str | None, default: int, low: int, problems: list) -> 
     return default
 
 
+def _float(name: str, raw: str | None, default: float | None, low: float, high: float, problems: list) -> float | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        problems.append(f"{name} must be a number from {low:g} to {high:g}")
+        return default
+    return value
+
+
+def _endpoint(name: str, configured: str | None, default: str | None, problems: list) -> str | None:
+    """An endpoint from the environment or its default, or None (with the problem noted)."""
+    url = configured or default
+    if url and (problem := check_endpoint(name, url)):
+        problems.append(problem)
+        return None
+    return url
+
+
 def load_config(env: dict, function_timeout: float | None = None) -> Config:
     problems: list[str] = []
     region = env.get(REGION) or env.get("FC_REGION") or env.get("ALIBABA_CLOUD_REGION_ID") or None
     if not region:
         problems.append(f"no region: set {REGION}")
 
-    ecs = env.get(ECS_ENDPOINT) or (f"https://ecs.{region}.aliyuncs.com" if region else None)
-    if ecs and (p := check_endpoint(ECS_ENDPOINT, ecs)):
-        problems.append(p)
-        ecs = None
-
+    account = env.get("FC_ACCOUNT_ID")
+    ecs = _endpoint(ECS_ENDPOINT, env.get(ECS_ENDPOINT), region and f"https://ecs.{region}.aliyuncs.com", problems)
+    mns = _endpoint(MNS_ENDPOINT, env.get(MNS_ENDPOINT),
+                    region and account and f"https://{account}.mns.{region}.aliyuncs.com", problems)
+    fc = _endpoint(FC_ENDPOINT, env.get(FC_ENDPOINT),
+                   region and account and f"https://{account}.{region}.fc.aliyuncs.com", problems)
     topic = env.get(TOPIC) or None
-    mns = env.get(MNS_ENDPOINT) or None
-    if not mns and region and env.get("FC_ACCOUNT_ID"):
-        mns = f"https://{env['FC_ACCOUNT_ID']}.mns.{region}.aliyuncs.com"
-    if mns and (p := check_endpoint(MNS_ENDPOINT, mns)):
-        problems.append(p)
-        mns = None
-    elif topic and not mns:
+    if topic and not mns and not env.get(MNS_ENDPOINT):
         problems.append(f"{TOPIC} is set but there is no MNS endpoint: set {MNS_ENDPOINT} or FC_ACCOUNT_ID")
 
     auth = (env.get(WEBHOOK_AUTH) or "hmac").lower()
@@ -128,38 +145,13 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
             problems.append(f"{REQUIRED_TAG} must be key=value, a bare key, or none")
 
     timeout = function_timeout
-    if timeout is None and env.get("FC_FUNCTION_TIMEOUT"):
-        try:
-            timeout = float(env["FC_FUNCTION_TIMEOUT"])
-        except ValueError:
-            problems.append("FC_FUNCTION_TIMEOUT must be a number of seconds")
-
-    poll = 2.0
-    if env.get(POLL_SECONDS):
-        try:
-            poll = float(env[POLL_SECONDS])
-        except ValueError:
-            problems.append(f"{POLL_SECONDS} must be a number of seconds")
-        # ECS asks callers not to poll faster than once a second; only the emulator may.
-        if poll < 1.0 and not is_loopback(urlsplit(ecs or "").hostname):
-            problems.append(f"{POLL_SECONDS} below 1 second is for the local emulator only")
-
-    fleet_rate = 10.0
-    if env.get(FLEET_RATE):
-        try:
-            fleet_rate = float(env[FLEET_RATE])
-            if not 0.1 <= fleet_rate <= 1000:
-                raise ValueError
-        except ValueError:
-            problems.append(f"{FLEET_RATE} must be calls per second between 0.1 and 1000")
-            fleet_rate = 10.0
-
-    fc = env.get(FC_ENDPOINT) or None
-    if not fc and region and env.get("FC_ACCOUNT_ID"):
-        fc = f"https://{env['FC_ACCOUNT_ID']}.{region}.fc.aliyuncs.com"
-    if fc and (p := check_endpoint(FC_ENDPOINT, fc)):
-        problems.append(p)
-        fc = None
+    if timeout is None:
+        timeout = _float("FC_FUNCTION_TIMEOUT", env.get("FC_FUNCTION_TIMEOUT"), None, 1, 86400, problems)
+    poll = _float(POLL_SECONDS, env.get(POLL_SECONDS), 2.0, 0.001, 60, problems)
+    # ECS asks callers not to poll faster than once a second; only the emulator may.
+    if poll < 1.0 and not is_loopback(urlsplit(ecs or "").hostname):
+        problems.append(f"{POLL_SECONDS} below 1 second is for the local emulator only")
+    fleet_rate = _float(FLEET_RATE, env.get(FLEET_RATE), 10.0, 0.1, 1000, problems)
     chunk = _int(FLEET_CHUNK, env.get(FLEET_CHUNK), 0, 1, problems) or None
 
     idem_url = env.get(IDEMPOTENCY_URL) or None
