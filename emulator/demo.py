@@ -27,11 +27,15 @@ DEMO_SECRET = "demo-webhook-secret"
 
 
 def configure(emu: Emulator, seed: dict) -> None:
+    """Point the function at the local cloud (environment only, as s.yaml does for the real
+    one), and let the local Function Compute run it for the chunks of a split batch."""
     cred = seed["credentials"][0]
     os.environ.update({
         "REINIT_REGION": seed["region"],
         "REINIT_ECS_ENDPOINT": emu.endpoint,
         "REINIT_MNS_ENDPOINT": emu.endpoint,
+        "REINIT_FC_ENDPOINT": emu.endpoint,
+        "REINIT_FUNCTION_NAME": "reinit",
         "REINIT_TOPIC": TOPIC,
         "REINIT_WEBHOOK_SECRET": DEMO_SECRET,
         "REINIT_POLL_SECONDS": "0.25",
@@ -40,6 +44,9 @@ def configure(emu: Emulator, seed: dict) -> None:
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cred["AccessKeySecret"],
         "ALIBABA_CLOUD_SECURITY_TOKEN": cred["SecurityToken"],
     })
+    import index
+    emu.fc.register("reinit", lambda event, context: index.handler(event, context), timeout=60)
+    emu.fc.start_worker()
 
 
 def signed(event: dict) -> dict:
