@@ -146,7 +146,10 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
             name = shown(unknown[0])
             raise rejected("InvalidParameter.Unknown", f"Unknown field {name!s}; field names are case-sensitive.")
 
-    for name in (*STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS):
+    # section 11, "Values": null is a wrong type, except that a null DiskId is a missing one.
+    if "DiskId" in fields and fields["DiskId"] is None:
+        raise rejected("MissingParameter.DiskId", "DiskId is null.")
+    for name in ("InstanceId", *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS):
         if name in fields and fields[name] is None:
             raise rejected("InvalidParameter.Type", f"{name} must not be null.")
     if disk_id is not None and not isinstance(disk_id, str):

@@ -14,6 +14,9 @@ D, INST = "d-bp1test00000000001", "i-bp1test00000000001"
 BAD = [
     ({}, "MissingParameter.DiskId"),
     ({"DiskId": None}, "MissingParameter.DiskId"),
+    ({"DiskId": None, "InstanceId": INST}, "MissingParameter.DiskId"),
+    ({"InstanceId": None}, "InvalidParameter.Type"),
+    ({"DiskId": D, "InstanceId": None}, "InvalidParameter.Type"),
     ({"DiskID": D}, "InvalidParameter.Unknown"),
     ({"DiskId": D, "password": "Abcdefg1!"}, "InvalidParameter.Unknown"),
     ({"DiskId": 12345678}, "InvalidParameter.Type"),
