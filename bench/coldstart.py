@@ -21,11 +21,10 @@ import subprocess
 import sys
 import time
 
+from bench.common import CRED, fleet_seed
 from emulator.server import Emulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CRED = {"AccessKeyId": "STS.coldAccessKeyId", "AccessKeySecret": "coldSecret", "SecurityToken": "coldToken"}
-IMAGE = "aliyun_3_x64_20G_alibase_20260101.vhd"
 SECRET = "cold-webhook-secret"
 
 FUNCTION = r"""
@@ -63,16 +62,6 @@ print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 """
 
 
-def seed(n: int) -> dict:
-    return {
-        "region": "cn-hangzhou", "credentials": [CRED], "topics": ["reinit-results"],
-        "images": [{"ImageId": IMAGE, "OSType": "linux"}],
-        "instances": [{"InstanceId": f"i-cold{k:012d}", "Status": "Stopped", "ImageId": IMAGE} for k in range(n)],
-        "disks": [{"DiskId": f"d-cold{k:012d}", "InstanceId": f"i-cold{k:012d}", "Type": "system", "ImageId": IMAGE,
-                   "Tags": {"reinit-allowed": "true"}} for k in range(n)],
-    }
-
-
 def webhook(disk: str) -> str:
     from reinit import webhook as sign
     body = json.dumps({"DiskId": disk})
@@ -97,7 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args(argv)
-    emu = Emulator(seed(2 * args.runs + 2)).start()
+    emu = Emulator(fleet_seed(2 * args.runs + 2, "cold", {"reinit-allowed": "true"})).start()
     env = {**os.environ, "REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": emu.endpoint,
            "REINIT_MNS_ENDPOINT": emu.endpoint, "REINIT_TOPIC": "reinit-results", "REINIT_WEBHOOK_SECRET": SECRET,
            "ALIBABA_CLOUD_ACCESS_KEY_ID": CRED["AccessKeyId"], "ALIBABA_CLOUD_ACCESS_KEY_SECRET": CRED["AccessKeySecret"],

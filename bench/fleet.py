@@ -23,27 +23,16 @@ import math
 import time
 from types import SimpleNamespace
 
+from bench.common import CRED, fleet_seed
 from emulator.server import Emulator
 from reinit.app import App
 
 QUOTA = 20.0  # ReInitDisk calls per second
 LATENCY = 0.020  # seconds per call
-CRED = {"AccessKeyId": "STS.benchAccessKeyId", "AccessKeySecret": "benchSecret", "SecurityToken": "benchToken"}
-IMAGE = "aliyun_3_x64_20G_alibase_20260101.vhd"
-
-
-def fleet_seed(n: int) -> dict:
-    return {
-        "region": "cn-hangzhou", "credentials": [CRED], "topics": ["reinit-results"],
-        "images": [{"ImageId": IMAGE, "OSType": "linux"}],
-        "instances": [{"InstanceId": f"i-bench{k:012d}", "Status": "Stopped", "ImageId": IMAGE} for k in range(n)],
-        "disks": [{"DiskId": f"d-bench{k:012d}", "InstanceId": f"i-bench{k:012d}", "Type": "system", "ImageId": IMAGE,
-                   "Tags": {"reinit-allowed": "true", "fleet": "bench"}} for k in range(n)],
-    }
 
 
 def start(n: int, rate: float = QUOTA) -> tuple[Emulator, App]:
-    emu = Emulator(fleet_seed(n)).start()
+    emu = Emulator(fleet_seed(n, "bench", {"reinit-allowed": "true", "fleet": "bench"})).start()
     emu.faults.throttle("ReInitDisk", QUOTA)
     emu.faults.set_latency(LATENCY)
     env = {"REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": emu.endpoint, "REINIT_MNS_ENDPOINT": emu.endpoint,

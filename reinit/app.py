@@ -14,9 +14,9 @@ import traceback
 from dataclasses import dataclass, replace
 
 from reinit import events
+from reinit.chunks import splitter
 from reinit.clients import ClientCache, resolve_credentials
 from reinit.config import Config, load_config
-from reinit.ecs import EcsCallError
 from reinit.errors import FAILED, REJECTED, ReinitError, failed
 from reinit.events import HTTP, Invocation
 from reinit.fleet import run_batch
@@ -25,8 +25,8 @@ from reinit.idempotency import IdempotencyStore, LocalReplayGuard, StoreUnavaila
 from reinit.log import Log
 from reinit.notify import PublishError
 from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
-from reinit.request import RequestError, parse_request
-from reinit.retry import full_jitter, retryable_write
+from reinit.request import RequestError, parse_request, shown
+from reinit.retry import full_jitter
 from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
@@ -192,30 +192,7 @@ class App:
             return None
         usable = max(0.0, ctx.deadline - self.clock() - 30.0)
         limit = config.fleet_chunk or max(1, int(config.fleet_rate * usable * 0.8))
-
-        def split(ids: list[str]) -> dict | None:
-            if len(ids) <= limit:
-                return None
-            from reinit.chunks import Dispatcher, batch_id, chunk_payload
-            from reinit.chunks import split as split_ids
-            batch = batch_id(f"{inv.trigger}:{inv.event_id or invocation_id}")
-            parts = split_ids(ids, limit)
-            dispatcher = Dispatcher(config.fc_endpoint, config.region, creds, function_name)
-            dispatched = []
-            for number, part in enumerate(parts):
-                payload = chunk_payload(request, part, batch, number, len(parts))
-                try:
-                    dispatched.append(ctx.retrier().call(lambda p=payload: dispatcher.invoke_async(p), retryable_write))
-                except EcsCallError as err:
-                    raise failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to "
-                                 f"Function Compute, then InvokeFunction failed ({err.code}); retrying the event "
-                                 "re-sends the same chunks.", retryable=True) from None
-            ctx.log.info("batch.split", batch=batch, disks=len(ids), chunks=len(parts), chunk_size=limit)
-            return {"Total": len(ids), "BatchId": batch, "Chunks": len(parts), "Dispatched": dispatched,
-                    "Message": f"{len(ids)} disks are more than one invocation can finish: handed to {len(parts)} "
-                               f"asynchronous invocations (batch {batch}); each publishes its disks and its summary."}
-
-        return split
+        return splitter(ctx, request, f"{inv.trigger}:{inv.event_id or invocation_id}", creds, function_name, limit)
 
     def _http_door(self, inv: Invocation, config: Config, log: Log, store) -> Result | None:
         """Method (405), decoded size (413), then signature (401): section 11, "HTTP order".
@@ -229,9 +206,7 @@ class App:
         try:
             signature = verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
         except ReinitError as err:
-            result = Result.from_error(err)
-            result.reason = err.reason
-            return result
+            return Result.from_error(err)
         ttl = 2 * WINDOW_SECONDS + 60
         try:
             fresh = store.first_use(signature, ttl) if store else self._replays.first_use(signature, self.wall(), ttl)
@@ -245,7 +220,6 @@ class App:
 
     @staticmethod
     def _selectors(inv: Invocation) -> tuple[str | None, str | None]:
-        from reinit.request import shown
         fields = inv.fields or {}
         return shown(fields.get("DiskId")), shown(fields.get("InstanceId"))
 

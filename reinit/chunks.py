@@ -10,17 +10,15 @@ import hashlib
 import json
 from urllib.parse import urlsplit
 
-from reinit.ecs import Credentials, _classify
+from reinit.ecs import Credentials, EcsCallError, classify_sdk_error
+from reinit.errors import failed
 from reinit.request import Request
+from reinit.retry import retryable_write
 
 
 def batch_id(event_key: str) -> str:
     """The same event always gives the same BatchId, so a retried parent re-sends the same chunks."""
     return "b-" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()[:16]
-
-
-def split(ids: list[str], size: int) -> list[list[str]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: int) -> dict:
@@ -64,5 +62,32 @@ class Dispatcher:
         try:
             response = self._client.invoke_function_with_options(self.function_name, request, headers, RuntimeOptions())
         except Exception as err:
-            raise _classify("InvokeFunction", err) from None
+            raise classify_sdk_error("InvokeFunction", err) from None
         return (response.headers or {}).get("x-fc-request-id", "")
+
+
+def splitter(ctx, req: Request, event_key: str, credentials: Credentials, function_name: str, limit: int):
+    """The `split` that fleet.run_batch calls: None for a selection one invocation can
+    finish; otherwise it hands the chunks off and returns the figures for the summary."""
+
+    def split(ids: list[str]) -> dict | None:
+        if len(ids) <= limit:
+            return None
+        batch = batch_id(event_key)
+        parts = [ids[i:i + limit] for i in range(0, len(ids), limit)]
+        dispatcher = Dispatcher(ctx.config.fc_endpoint, ctx.config.region, credentials, function_name)
+        dispatched = []
+        for number, part in enumerate(parts):
+            payload = chunk_payload(req, part, batch, number, len(parts))
+            try:
+                dispatched.append(ctx.retrier().call(lambda p=payload: dispatcher.invoke_async(p), retryable_write))
+            except EcsCallError as err:
+                raise failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to "
+                             f"Function Compute, then InvokeFunction failed ({err.code}); retrying the event "
+                             "re-sends the same chunks.", retryable=True) from None
+        ctx.log.info("batch.split", batch=batch, disks=len(ids), chunks=len(parts), chunk_size=limit)
+        return {"Total": len(ids), "BatchId": batch, "Chunks": len(parts), "Dispatched": dispatched,
+                "Message": f"{len(ids)} disks are more than one invocation can finish: handed to {len(parts)} "
+                           f"asynchronous invocations (batch {batch}); each publishes its disks and its summary."}
+
+    return split

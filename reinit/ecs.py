@@ -47,7 +47,8 @@ class Credentials:
         return f"Credentials(access_key_id={self.access_key_id!r}, <secret redacted>)"
 
 
-def _classify(action: str, err: Exception) -> EcsCallError:
+def classify_sdk_error(action: str, err: Exception) -> EcsCallError:
+    """Any Alibaba Cloud SDK failure (ECS or FC: the same core) as one narrow EcsCallError."""
     from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
     if isinstance(err, AlibabaCloudException):
@@ -104,7 +105,7 @@ class EcsApi:
         try:
             return self._client.call_api(params, request, RuntimeOptions())["body"]
         except Exception as err:  # every SDK failure becomes one narrow error
-            raise _classify(action, err) from None
+            raise classify_sdk_error(action, err) from None
 
     # -- reads -------------------------------------------------------------------
     def describe_disks(self, disk_ids=None, instance_id=None, disk_type=None, tags=None,

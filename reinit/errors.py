@@ -40,8 +40,11 @@ CATALOGUE: dict[str, tuple[int, bool]] = {
     "IncorrectInstanceStatus": (403, True),
 }
 
-# ECS codes that mean "the same request may succeed later" (section 11).
-RETRYABLE_ECS_CODES = ("ServiceUnavailable", "InternalError", "IncorrectInstanceStatus", "IncorrectDiskStatus")
+# ECS codes of a passing fault: a call may simply be made again (section 10).
+TRANSIENT_ECS_CODES = ("ServiceUnavailable", "InternalError")
+# ECS codes that mean "the same request may succeed later" (section 11): the transient ones,
+# and a resource that may be moving.
+RETRYABLE_ECS_CODES = (*TRANSIENT_ECS_CODES, "IncorrectInstanceStatus", "IncorrectDiskStatus")
 
 
 def ecs_code_retryable(code: str) -> bool:

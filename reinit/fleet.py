@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from reinit.ecs import PAGE, EcsCallError
-from reinit.errors import FAILED, REJECTED, ReinitError, rejected
+from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
 from reinit.flow import Context, InstanceGroup, Result, at_most_once, carry_out
 from reinit.request import Request
 
@@ -183,18 +183,19 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
         with lock:
             return req.max_errors is not None and state["failures"] >= req.max_errors
 
+    def not_attempted(disk: dict, outcome: str, code: str, why: str) -> Result:
+        return Result(outcome, code, f"Not attempted: {why}", disk_id=disk["DiskId"],
+                      instance_id=disk.get("InstanceId") or None, status=CATALOGUE[code][0])
+
     def run_group(group: list[dict]) -> None:
         instance = dict(instances[group[0]["InstanceId"]]) if group[0].get("InstanceId") in instances else None
         shared = InstanceGroup()
         for i, disk in enumerate(group):
             if aborted():
-                record(Result(REJECTED, "Aborted.MaxErrors",
-                              f"Not attempted: {req.max_errors} failures came first (MaxErrors).",
-                              disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=403))
+                record(not_attempted(disk, REJECTED, "Aborted.MaxErrors", f"{req.max_errors} failures came first (MaxErrors)."))
                 continue
             if ctx.clock() >= ctx.deadline:  # report it rather than be killed mid-batch
-                record(Result(FAILED, "WaitTimeout", "Not attempted: the function ran out of time first.",
-                              disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=504))
+                record(not_attempted(disk, FAILED, "WaitTimeout", "the function ran out of time first."))
                 continue
             try:
                 last = i == len(group) - 1

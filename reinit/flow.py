@@ -38,7 +38,7 @@ class Result:
     @classmethod
     def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:
         return cls(err.outcome, err.code, err.message, err.retryable, disk_id, instance_id,
-                   err.ecs_request_id, err.status, may_have_run=err.may_have_run)
+                   err.ecs_request_id, err.status, may_have_run=err.may_have_run, reason=err.reason)
 
     def stored(self) -> dict:
         return {"Outcome": self.outcome, "Code": self.code, "Message": self.message, "Retryable": self.retryable,

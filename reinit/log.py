@@ -44,25 +44,22 @@ class Log:
     def __init__(self, fields: dict | None = None, secrets=()):
         _setup()
         self.fields = dict(fields or {})
-        self.secrets = {s for s in secrets if s and len(s) >= 4}
-
-    def bind(self, **fields) -> Log:
-        child = Log({**self.fields, **fields}, ())
-        child.secrets = self.secrets
-        return child
+        self._forms: list[str] = []  # every way each secret may be written, longest first
+        for secret in secrets:
+            self.add_secret(secret)
 
     def add_secret(self, value: str | None) -> None:
-        if value and len(value) >= 4:
-            self.secrets.add(value)
+        """Remember a secret as is, JSON-escaped, and URL-encoded (the ECS SDK sends
+        Password in the query string, and HTTP errors may quote the URL)."""
+        if not value or len(value) < 4:
+            return
+        forms = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="~")}
+        forms |= {json.dumps(form)[1:-1] for form in forms}
+        self._forms = sorted(set(self._forms) | forms, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """Replace every known secret: as is, JSON-escaped, and URL-encoded (the ECS SDK
-        sends Password in the query string, and HTTP errors may quote the URL)."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            for form in {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret, safe=""),
-                         quote(secret, safe="~")}:
-                text = text.replace(form, REDACTED)
-                text = text.replace(json.dumps(form)[1:-1], REDACTED)
+        for form in self._forms:
+            text = text.replace(form, REDACTED)
         return text
 
     def write(self, level: int, event: str, **fields) -> None:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reinit.ecs import EcsCallError
+from reinit.errors import TRANSIENT_ECS_CODES
 
 # Codes worth another try for a read (INTERFACE.md section 10).
-RETRYABLE_CODES = ("ServiceUnavailable", "InternalError")
+RETRYABLE_CODES = TRANSIENT_ECS_CODES
 RETRYABLE_PREFIXES = ("Throttling",)
 
 

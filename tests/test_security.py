@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from reinit.ecs import _classify
+from reinit.ecs import classify_sdk_error
 from reinit.log import Log
 from tests.conftest import AK, SECRET, TOKEN, WEBHOOK_SECRET, disk_id, instance_id, load_event
 
@@ -100,7 +100,7 @@ def test_network_errors_lose_the_query_string():
 
     err = SimpleNamespace(inner_exception=Inner(
         "HTTPConnectionPool(host='ecs', port=80): Max retries exceeded with url: /?Action=ReInitDisk&Password=Pa%24%24w0rd"))
-    classified = _classify("ReInitDisk", err)
+    classified = classify_sdk_error("ReInitDisk", err)
     assert "Pa%24%24w0rd" not in str(classified) and "Password" not in str(classified)
     assert classified.kind == "network"
 
