@@ -20,12 +20,14 @@ from reinit.config import Config, load_config
 from reinit.errors import FAILED, REJECTED, ReinitError, failed
 from reinit.events import HTTP, Invocation
 from reinit.fleet import run_batch
-from reinit.flow import Context, Once, Result, run_single
+from reinit.flow import run_single
 from reinit.idempotency import IdempotencyStore, LocalReplayGuard, StoreUnavailable
 from reinit.log import Log
 from reinit.notify import PublishError
+from reinit.pace import Paces
 from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
 from reinit.request import RequestError, parse_request, shown
+from reinit.result import Context, Once, Result
 from reinit.retry import full_jitter
 from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
@@ -65,6 +67,7 @@ class App:
         self._warned_no_store = False
         self._stores: dict[tuple, IdempotencyStore] = {}
         self._replays = LocalReplayGuard()
+        self._paces: dict[tuple, Paces] = {}  # learned per region and endpoint, kept while warm
 
     def store(self, config: Config) -> IdempotencyStore | None:
         if not config.idempotency_url:
@@ -73,6 +76,12 @@ class App:
         if key not in self._stores:
             self._stores[key] = IdempotencyStore(config.idempotency_url, config.idempotency_ttl)
         return self._stores[key]
+
+    def paces(self, config: Config) -> Paces:
+        key = (config.region, config.ecs_endpoint, config.fleet_rate)
+        if key not in self._paces:
+            self._paces[key] = Paces(self.clock, self.sleep, config.fleet_rate)
+        return self._paces[key]
 
     def initialize(self, context) -> None:
         """Build the clients once per instance, where configuration and credentials allow."""
@@ -270,7 +279,7 @@ class App:
         def on_result(result: Result) -> None:
             self._publish(publisher, ctx.config, notification(result, meta), result.outcome, ctx.log)
 
-        results, refusal, figures = run_batch(ctx, request, ctx.config.fleet_rate, on_result, split)
+        results, refusal, figures = run_batch(ctx, request, self.paces(ctx.config), on_result, split)
         full = summary(results, meta, self.clock() - start, refusal)
         full.update(figures)
         self._publish(publisher, ctx.config, summary_message(full), "Summary", ctx.log)

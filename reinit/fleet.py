@@ -12,89 +12,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from reinit.ecs import PAGE, EcsCallError
+from reinit.ecs import PAGE
 from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
-from reinit.flow import Context, InstanceGroup, Result, at_most_once, carry_out
+from reinit.flow import InstanceGroup, at_most_once, carry_out
+from reinit.pace import PacedEcs, Paces
 from reinit.request import Request
+from reinit.result import Context, Result
 
 WORKERS = 8
 PROGRESS_EVERY = 5.0  # seconds between progress lines
-
-
-class Pacer:
-    """One API's pace: calls spaced 1/rate apart. On Throttling the rate drops by a third,
-    and the ceiling it climbs back to (2% of it a success) becomes 90% of the rate that was
-    throttled, so the pace settles just under the real quota instead of probing it again.
-    Calls already in flight when the rate was cut do not cut it again.
-
-    ECS throttles per API, per region, per minute; each API gets its own Pacer.
-    """
-
-    def __init__(self, clock, sleep, rate: float, floor: float = 0.5):
-        self.clock, self.sleep = clock, sleep
-        self.rate, self.floor, self.ceiling = rate, min(floor, rate), rate
-        self._next = clock()
-        self._lock = threading.Lock()
-        self._generation = 0  # bumped at every cut
-        self.throttles = 0
-
-    def acquire(self) -> int:
-        """Wait for this call's turn; return the generation it was sent in."""
-        with self._lock:
-            now = self.clock()
-            at = max(now, self._next)
-            self._next = at + 1.0 / self.rate
-            generation = self._generation
-        if at > now:
-            self.sleep(at - now)
-        return generation
-
-    def throttled(self, generation: int) -> None:
-        with self._lock:
-            self.throttles += 1
-            if generation != self._generation:
-                return  # sent before the last cut: that cut already answered it
-            self._generation += 1
-            self.ceiling = max(self.floor, min(self.ceiling, self.rate * 0.9))
-            self.rate = max(self.floor, self.rate * 2 / 3)
-
-    def succeeded(self) -> None:
-        with self._lock:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.02)
-
-
-class PacedEcs:
-    """EcsApi with every call paced by its API's Pacer."""
-
-    def __init__(self, ecs, clock, sleep, rate: float):
-        self._ecs = ecs
-        self._make = lambda: Pacer(clock, sleep, rate)
-        self.pacers: dict[str, Pacer] = {}
-        self._lock = threading.Lock()
-        self.region = ecs.region
-
-    def _pacer(self, action: str) -> Pacer:
-        with self._lock:
-            if action not in self.pacers:
-                self.pacers[action] = self._make()
-            return self.pacers[action]
-
-    def call(self, action: str, query: dict) -> dict:
-        pacer = self._pacer(action)
-        generation = pacer.acquire()
-        try:
-            result = self._ecs.call(action, query)
-        except EcsCallError as err:
-            if err.kind == "throttled":
-                pacer.throttled(generation)
-            raise
-        pacer.succeeded()
-        return result
-
-    # The typed calls of EcsApi, routed through `call` above.
-    def __getattr__(self, name):
-        method = getattr(type(self._ecs), name)
-        return lambda *a, **kw: method(self, *a, **kw)
 
 
 def select(ctx: Context, req: Request) -> tuple[list[dict], list[str]]:
@@ -125,7 +51,7 @@ def instances_of(ctx: Context, disks: list[dict]) -> dict[str, dict]:
     return found
 
 
-def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Result], None] | None = None,
+def run_batch(ctx: Context, req: Request, paces: Paces, on_result: Callable[[Result], None] | None = None,
               split: Callable[[list[str]], dict | None] | None = None) -> tuple[list[Result], Result | None, dict]:
     """Run a batch. Returns the per-disk results, a whole-batch refusal (or None), and
     figures for the summary (throttles seen; for a split batch, its chunks).
@@ -133,7 +59,7 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
     `split(ids)`, where given, hands a selection too large for one invocation to
     asynchronous invocations and returns their figures (None: small enough, run it here).
     """
-    paced = PacedEcs(ctx.ecs, ctx.clock, ctx.sleep, rate)
+    paced = PacedEcs(ctx.ecs, paces)
     ctx = replace(ctx, ecs=paced)
     try:
         disks, missing = select(ctx, req)
@@ -175,7 +101,7 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
                 elapsed = max(ctx.clock() - started, 1e-9)
                 ctx.log.info("batch.progress", done=state["done"], total=total,
                              rate=round(state["done"] / elapsed, 2),
-                             throttles=sum(p.throttles for p in paced.pacers.values()))
+                             throttles=paced.throttles)
         if on_result:
             on_result(result)
 
@@ -210,7 +136,7 @@ def run_batch(ctx: Context, req: Request, rate: float, on_result: Callable[[Resu
         list(pool.map(run_group, groups.values()))
     order = {d: i for i, d in enumerate(req.disk_ids or [d["DiskId"] for d in disks])}
     results.sort(key=lambda r: order.get(r.disk_id, len(order)))
-    figures = {"Throttles": sum(p.throttles for p in paced.pacers.values())}
+    figures = {"Throttles": paced.throttles}
     if req.batch_id is not None:
         figures.update(BatchId=req.batch_id, Chunk=req.chunk, Chunks=req.chunks)
     return results, None, figures

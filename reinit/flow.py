@@ -8,94 +8,15 @@ disk is looked at before anything is repeated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reinit.config import Config
-from reinit.ecs import EcsApi, EcsCallError
-from reinit.errors import DRY_RUN, FAILED, SUCCEEDED, ReinitError, ecs_code_retryable, failed, rejected
-from reinit.idempotency import DONE, IdempotencyStore, StoreUnavailable
-from reinit.log import Log
+from reinit.ecs import EcsCallError
+from reinit.errors import DRY_RUN, FAILED, SUCCEEDED, ReinitError, failed, rejected
+from reinit.idempotency import DONE, StoreUnavailable
 from reinit.request import Request
-from reinit.retry import Retrier, retryable_read, retryable_write
-
-
-@dataclass
-class Result:
-    """What happened to one disk; becomes the notification of section 5."""
-
-    outcome: str
-    code: str | None
-    message: str
-    retryable: bool = False
-    disk_id: str | None = None
-    instance_id: str | None = None
-    ecs_request_id: str | None = None
-    status: int = 200
-    extra: dict = field(default_factory=dict)
-    may_have_run: bool = False  # ReInitDisk was accepted, or may have been
-    reason: str | None = None  # for the log only (why a signature was refused); never sent
-
-    @classmethod
-    def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:
-        return cls(err.outcome, err.code, err.message, err.retryable, disk_id, instance_id,
-                   err.ecs_request_id, err.status, may_have_run=err.may_have_run, reason=err.reason)
-
-    def stored(self) -> dict:
-        return {"Outcome": self.outcome, "Code": self.code, "Message": self.message, "Retryable": self.retryable,
-                "DiskId": self.disk_id, "InstanceId": self.instance_id, "EcsRequestId": self.ecs_request_id,
-                "Status": self.status}
-
-    @classmethod
-    def duplicate(cls, stored: dict) -> Result:
-        return cls(stored["Outcome"], stored["Code"], "Duplicate event: already handled. " + stored["Message"],
-                   stored["Retryable"], stored["DiskId"], stored["InstanceId"], stored["EcsRequestId"],
-                   stored["Status"], extra={"Duplicate": True}, may_have_run=True)
-
-
-@dataclass(frozen=True)
-class Once:
-    """The idempotency store bound to one invocation's event key."""
-
-    store: IdempotencyStore
-    event_key: str
-    hold_seconds: float  # until the invocation would time out
-
-
-@dataclass
-class Context:
-    """What one invocation works with: clients, settings, time, and its log."""
-
-    ecs: EcsApi
-    config: Config
-    clock: Callable[[], float]
-    sleep: Callable[[float], None]
-    random: Callable[[], float]
-    deadline: float
-    log: Log
-    once: Once | None = None
-
-    def retrier(self) -> Retrier:
-        return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying)
-
-    def _retrying(self, err: EcsCallError) -> None:
-        self.log.info("ecs.retry", action=err.action, code=err.code)
-
-    def read(self, fn):
-        """An ECS read with retries; a final failure becomes Failed (section 10)."""
-        try:
-            return self.retrier().call(fn, retryable_read)
-        except EcsCallError as err:
-            raise ecs_failure(err) from None
-
-
-def ecs_failure(err: EcsCallError, ecs_request_id: str | None = None) -> ReinitError:
-    """An ECS call that failed for good. A refusal keeps ECS's code and status; anything
-    transient (throttled, 5xx, no answer) is ServiceUnavailable naming ECS's last code."""
-    if err.kind == "refused":
-        return failed(err.code, f"ECS refused {err.action}: {err.message}", status=err.status,
-                      retryable=ecs_code_retryable(err.code), ecs_request_id=ecs_request_id)
-    return failed("ServiceUnavailable", f"ECS {err.action} did not succeed after retries; last: {err.code}.",
-                  ecs_request_id=ecs_request_id)
+from reinit.result import Context, Result, ecs_failure
+from reinit.retry import retryable_write
 
 
 # -- preflight --------------------------------------------------------------------------

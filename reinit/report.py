@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from reinit.errors import DRY_RUN, FAILED, REJECTED, SUCCEEDED
-from reinit.flow import Result
 from reinit.notify import MAX_MESSAGE_BYTES, encode
+from reinit.result import Result
 
 RESULT_SCHEMA = "reinit.result.v1"
 BATCH_SCHEMA = "reinit.batch.v1"
@@ -42,6 +42,7 @@ def notification(result: Result, meta: Meta) -> dict:
         "EventId": meta.event_id,
         "InvocationId": meta.invocation_id,
         "EcsRequestId": result.ecs_request_id,
+        "SnapshotId": result.snapshot_id,
         "Region": meta.region,
         "Timestamp": timestamp(),
         **result.extra,
@@ -81,6 +82,7 @@ def summary(results: list[Result], meta: Meta, duration: float, error: Result | 
         "EventId": meta.event_id,
         "InvocationId": meta.invocation_id,
         "EcsRequestId": None,
+        "SnapshotId": None,
         "Region": meta.region,
         "Timestamp": timestamp(),
         "Total": len(results),
