@@ -15,7 +15,7 @@ from reinit.app import InvocationFailed
 from tests.conftest import AK, SECRET, TOKEN, TOPIC, WEBHOOK_SECRET, disk_id, instance_id, load_event
 
 NOTIFICATION_KEYS = ["Schema", "Outcome", "Code", "Message", "Retryable", "DiskId", "InstanceId", "Trigger", "EventId",
-                     "InvocationId", "EcsRequestId", "Region", "Timestamp"]
+                     "InvocationId", "EcsRequestId", "SnapshotId", "Region", "Timestamp"]
 
 
 def reinit_request_id(cloud) -> str:
