@@ -14,13 +14,13 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from emulator.auth import Credential, Keyring, MnsAuthError, verify_ecs, verify_mns
+from emulator.auth import Credential, Gateway, Keyring, MnsAuthError, verify_mns
 from emulator.clock import RealClock
 from emulator.ecs import exceptions as ecs_exc
 from emulator.ecs.models import EcsBackend
 from emulator.ecs.responses import EcsResponses
 from emulator.faults import Faults
-from emulator.fc.models import FcBackend, FunctionNotFound
+from emulator.fc.models import FcBackend, FcError
 from emulator.mns import exceptions as mns_exc
 from emulator.mns.models import MnsBackend
 from emulator.mns.responses import MnsResponses, xml
@@ -46,6 +46,7 @@ class Emulator:
             Credential(c["AccessKeyId"], c["AccessKeySecret"], c.get("SecurityToken"))
             for c in seed.get("credentials", [])
         )
+        self.gateway = Gateway(self.keyring)
         self.faults = Faults(self.clock)
         self.fc = FcBackend()
         self.requests: list[dict] = []  # every ECS and MNS request, secrets redacted
@@ -85,9 +86,10 @@ class Emulator:
 
     # -- the wire ----------------------------------------------------------------
     def handle_ecs(self, method, path, query, headers, body) -> tuple[int, dict]:
-        params = dict(query)
+        form = {}
         if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        params = {**form, **query}
         action = params.get("Action") or headers.get("x-acs-action", "")
         request_id = str(uuid.uuid4()).upper()
         entry = {
@@ -97,7 +99,7 @@ class Emulator:
         }
         fault = None
         try:
-            verify_ecs(self.keyring, method, path, query, headers, body)
+            self.gateway.verify(method, path, query, headers, body, form)
             self.clock.sleep(self.faults.latency(action))
             if not self.faults.admit(action):
                 raise ecs_exc.Throttling()
@@ -150,23 +152,28 @@ class Emulator:
         self._record(entry)
         return status, payload
 
-    def handle_fc(self, method, path, headers, body) -> tuple[int, bytes, dict]:
+    def handle_fc(self, method, path, query, headers, body) -> tuple[int, bytes, dict]:
         """InvokeFunction (FC 2023-03-30, ROA): POST /2023-03-30/functions/{name}/invocations."""
         name = path.split("/")[3] if path.count("/") >= 4 else ""
         request_id = uuid.uuid4().hex.upper()
         entry = {"Service": "fc", "Action": "InvokeFunction", "Function": name, "RequestId": request_id,
-                 "InvocationType": headers.get("x-fc-invocation-type", "Sync")}
+                 "InvocationType": headers.get("x-fc-invocation-type", "Sync"),
+                 "TaskId": headers.get("x-fc-async-task-id")}
         try:
-            verify_ecs(self.keyring, method, path, {}, headers, body)
+            try:
+                self.gateway.verify(method, path, query, headers, body)
+            except ecs_exc.EcsError as err:
+                raise FcError.from_gateway(err) from None
             if method != "POST" or not path.endswith("/invocations"):
-                raise FunctionNotFound()
+                raise FcError("PathNotSupported", 400, f"'{method}' against '{path}' is not supported")
             if entry["InvocationType"] != "Async":
-                raise ecs_exc.InvalidParameter("Only asynchronous invocations are emulated.")
-            fc_request_id = self.fc.invoke_async(name, body)
+                raise FcError("InvalidArgument", 400, "Only asynchronous invocations are emulated.")
+            fc_request_id = self.fc.invoke_async(name, body, entry["TaskId"])
             status, payload, extra = 202, b"", {"x-fc-request-id": fc_request_id}
-        except (ecs_exc.EcsError, FunctionNotFound) as err:
+        except FcError as err:
             status, extra = err.status, {"x-fc-request-id": request_id}
             payload = json.dumps({"Code": err.code, "Message": err.message, "RequestId": request_id}).encode()
+            entry["Code"] = err.code
         entry.update(Status=status)
         self._record(entry)
         return status, payload, extra
@@ -240,7 +247,8 @@ def _handler_for(emulator: Emulator):
                     status, answer = emulator.handle_control(self.command, url.path, body)
                     self._send(status, json.dumps(answer).encode(), "application/json;charset=utf-8")
                 elif url.path.startswith("/2023-03-30/functions/"):
-                    status, payload, extra = emulator.handle_fc(self.command, url.path, headers, body)
+                    query = dict(parse_qsl(url.query, keep_blank_values=True))
+                    status, payload, extra = emulator.handle_fc(self.command, url.path, query, headers, body)
                     self._send(status, payload, "application/json", extra)
                 elif url.path.startswith("/topics/"):
                     status, payload = emulator.handle_mns(self.command, url.path, headers, body)

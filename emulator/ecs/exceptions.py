@@ -1,7 +1,8 @@
 """ECS errors as ECS sends them: each class carries its code and HTTP status once.
 
 The codes, statuses and messages are those of the ReInitDisk API page
-(../shared/reference/ReInitDisk-api.txt) and ECS's common error codes.
+(../shared/reference/ReInitDisk-api.txt), ECS's common error codes and the real
+gateway's answers quoted in public reports; emulator/README.md names the source of each.
 """
 
 
@@ -33,7 +34,10 @@ IncompleteSignature = _error("IncompleteSignature", "IncompleteSignature", 400, 
 SignatureDoesNotMatch = _error("SignatureDoesNotMatch", "SignatureDoesNotMatch", 400, "The request signature we calculated does not match the signature you provided.")
 InvalidAccessKeyIdNotFound = _error("InvalidAccessKeyIdNotFound", "InvalidAccessKeyId.NotFound", 404, "Specified access key is not found.")
 InvalidSecurityTokenMismatch = _error("InvalidSecurityTokenMismatch", "InvalidSecurityToken.MismatchWithAccessKey", 400, "The Security Token does not match with Access Key.")
-InvalidSecurityTokenMalformed = _error("InvalidSecurityTokenMalformed", "InvalidSecurityToken.Malformed", 400, "The specified SecurityToken is malformed.")
+MissingSecurityToken = _error("MissingSecurityToken", "MissingSecurityToken", 400, "SecurityToken is mandatory for this action.")
+InvalidTimeStampExpired = _error("InvalidTimeStampExpired", "InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired.")
+IllegalTimestamp = _error("IllegalTimestamp", "IllegalTimestamp", 400, 'The input parameter "Timestamp" that is mandatory for processing this request is not supplied.')
+SignatureNonceUsed = _error("SignatureNonceUsed", "SignatureNonceUsed", 400, "Specified signature nonce was used already.")
 
 # Resources.
 InvalidDiskIdNotFound = _error("InvalidDiskIdNotFound", "InvalidDiskId.NotFound", 404, "The specified disk does not exist.")

@@ -3,6 +3,10 @@
 InvokeFunction with `x-fc-invocation-type: Async` is answered 202 at once and queued, as
 FC does; `run_pending()` runs what is queued (tests call it, so the order is theirs), or
 a worker thread started with `start_worker()` drains the queue (the demo).
+
+A function in async task mode (`async_task=True`, as s.yaml deploys this one) accepts a
+task id (`x-fc-async-task-id`) once: a repeat is answered 409 and queues nothing. Without
+a task id, FC takes the request id as the task id, so nothing is refused.
 """
 
 from __future__ import annotations
@@ -14,27 +18,58 @@ from collections import deque
 from types import SimpleNamespace
 
 
-class FunctionNotFound(Exception):
-    code, status, message = "FunctionNotFound", 404, "function not found"
+class FcError(Exception):
+    """An FC 3.0 error: `{"Code", "Message", "RequestId"}` with an HTTP status."""
+
+    # The gateway's ECS-style codes that FC spells its own way (FC's error code table).
+    GATEWAY_CODES = {
+        "SignatureDoesNotMatch": ("SignatureNotMatch", 403),
+        "InvalidAccessKeyId.NotFound": ("InvalidAccessKeyID", 403),
+    }
+
+    def __init__(self, code: str, status: int, message: str):
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+    @classmethod
+    def from_gateway(cls, err) -> FcError:
+        code, status = cls.GATEWAY_CODES.get(err.code, (err.code, err.status))
+        return cls(code, status, err.message)
+
+
+class FunctionNotFound(FcError):
+    def __init__(self, name: str = ""):
+        super().__init__("FunctionNotFound", 404, f"function {name} not found" if name else "function not found")
+
+
+class TaskExists(FcError):
+    def __init__(self, task_id: str):
+        super().__init__("AsyncTaskAlreadyExists", 409, f"the async task {task_id} already exists")
 
 
 class FcBackend:
     def __init__(self):
-        self.functions: dict[str, object] = {}  # name -> handler(event_bytes, context)
+        self.functions: dict[str, tuple] = {}  # name -> (handler(event_bytes, context), timeout, async_task)
+        self.task_ids: dict[str, set[str]] = {}  # name -> task ids accepted
         self.queue: deque = deque()
         self.invocations: list[dict] = []  # every async invocation, with what it returned or raised
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def register(self, name: str, handler, timeout: float = 600) -> None:
-        self.functions[name] = (handler, timeout)
+    def register(self, name: str, handler, timeout: float = 600, async_task: bool = True) -> None:
+        self.functions[name] = (handler, timeout, async_task)
+        self.task_ids.setdefault(name, set())
 
-    def invoke_async(self, name: str, payload: bytes) -> str:
+    def invoke_async(self, name: str, payload: bytes, task_id: str | None = None) -> str:
         if name not in self.functions:
-            raise FunctionNotFound()
+            raise FunctionNotFound(name)
         request_id = "1-" + uuid.uuid4().hex[:8] + "-" + uuid.uuid4().hex[:12]
         with self._lock:
+            if task_id and self.functions[name][2]:
+                if task_id in self.task_ids[name]:
+                    raise TaskExists(task_id)
+                self.task_ids[name].add(task_id)
             self.queue.append((name, payload, request_id))
         return request_id
 
@@ -46,7 +81,7 @@ class FcBackend:
                 if not self.queue:
                     return ran
                 name, payload, request_id = self.queue.popleft()
-            handler, timeout = self.functions[name]
+            handler, timeout, _ = self.functions[name]
             context = SimpleNamespace(request_id=request_id, credentials=None,
                                       function=SimpleNamespace(name=name, timeout=timeout))
             record = {"Function": name, "RequestId": request_id, "Payload": json.loads(payload)}
