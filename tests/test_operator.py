@@ -103,3 +103,13 @@ def test_python_m_emulator_serves_the_seed_until_stopped():
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_sample_timer_event_carries_the_payload_s_yaml_deploys():
+    import yaml
+    doc = yaml.safe_load((ROOT / "s.yaml").read_text())
+    [resource] = doc["resources"].values()
+    [timer] = [t for t in resource["props"]["triggers"] if t["triggerType"] == "timer"]
+    sample = json.loads((ROOT / "events" / "timer.json").read_text())
+    assert json.loads(sample["payload"]) == json.loads(timer["triggerConfig"]["payload"])
+    assert json.loads(sample["payload"])["StopInstance"] is True

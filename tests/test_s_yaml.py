@@ -51,7 +51,7 @@ def test_props_validate_against_the_fc3_schema():
 
 def test_props_name_what_the_function_needs():
     props = resolved_props()
-    assert props["runtime"] == "python3.12"
+    assert props["runtime"] in ("python3.10", "python3.12")
     assert props["handler"] == "index.handler"
     assert props["instanceLifecycleConfig"]["initializer"]["handler"] == "index.initialize"
     assert props["role"].startswith("acs:ram::") and props["role"].endswith(":role/reinit-function")
@@ -68,6 +68,66 @@ def test_props_name_what_the_function_needs():
     timer = next(t for t in props["triggers"] if t["triggerType"] == "timer")
     assert isinstance(json.loads(timer["triggerConfig"]["payload"]), dict)
     assert props["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]
+
+
+def test_async_task_mode_is_on_so_a_chunk_is_started_once():
+    # INTERFACE.md section 11, "Chunks": FC accepts an x-fc-async-task-id once only in task mode.
+    assert resolved_props()["asyncInvokeConfig"]["asyncTask"] is True
+
+
+def test_the_runtime_is_stated_once_and_the_package_is_built_for_it():
+    doc = yaml.safe_load((ROOT / "s.yaml").read_text())
+    runtime = doc["vars"]["runtime"]
+    [resource] = doc["resources"].values()
+    assert resource["props"]["runtime"] == "${vars.runtime}"
+    assert resource["actions"]["pre-deploy"] == [{"run": "make package RUNTIME=${vars.runtime}", "path": "./"}]
+    # `make package` alone reads the same runtime, and an exported PACKAGE_PYTHON cannot change it.
+    out = subprocess.run(["make", "-n", "package"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PACKAGE_PYTHON": "3.9", "RUNTIME": "python3.9"})
+    assert out.returncode == 0, out.stderr
+    assert f"--python-version {runtime.removeprefix('python')} " in out.stdout
+
+
+STUB_COMPONENT = """
+const fs = require('fs');
+module.exports = class Stub {
+  async deploy(inputs) {
+    fs.writeFileSync('deployed.json', JSON.stringify({runtime: inputs.props.runtime,
+      packaged: fs.existsSync('build/code/built-for') ? fs.readFileSync('build/code/built-for', 'utf8').trim() : null}));
+    return {deployed: true};
+  }
+};
+"""
+
+
+@pytest.mark.parametrize("build_works", [True, False])
+def test_s_deploy_builds_the_package_itself_before_deploying(tmp_path, build_works):
+    """The real `s` CLI runs s.yaml's pre-deploy action, then the component. Only the fc3
+    component (which would call Alibaba Cloud) and the make target (which would download
+    the dependencies) are stand-ins: a local component and a Makefile that record what
+    they were given."""
+    cli = s_cli()
+    if cli is None:
+        pytest.skip("the Serverless Devs CLI is not installed (make test installs it)")
+    text = (ROOT / "s.yaml").read_text()
+    assert text.count("component: fc3") == 1
+    (tmp_path / "s.yaml").write_text(text.replace("component: fc3", "component: ./stub"))
+    (tmp_path / "stub").mkdir()
+    (tmp_path / "stub" / "package.json").write_text('{"name": "stub", "version": "0.0.1", "main": "index.js"}')
+    (tmp_path / "stub" / "index.js").write_text(STUB_COMPONENT)
+    recipe = "mkdir -p build/code && echo $(RUNTIME) > build/code/built-for" if build_works else "exit 3"
+    (tmp_path / "Makefile").write_text(f"package:\n\t{recipe}\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run([cli, "deploy", "-y"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(home), "NO_COLOR": "1", "FORCE_COLOR": "0"})
+    runtime = yaml.safe_load(text)["vars"]["runtime"]
+    if build_works:
+        assert out.returncode == 0, (out.stdout + out.stderr)[-2000:]
+        assert json.loads((tmp_path / "deployed.json").read_text()) == {"runtime": runtime, "packaged": runtime}
+    else:
+        assert out.returncode != 0
+        assert not (tmp_path / "deployed.json").exists(), "a failed build must stop the deploy"
 
 
 def test_fcignore_keeps_the_local_cloud_and_tests_out():
