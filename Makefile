@@ -39,14 +39,23 @@ demo: $(STAMP)
 	$(PY) -m emulator.demo
 
 # The local cloud and a local HTTP trigger: signed curl works as against the deployed one.
+# Ports taken? `make serve TRIGGER_PORT=9001 CLOUD_PORT=8766`. CLOUD_FILE is where it writes
+# the variables that point a command at it (`python -m reinit invoke --cloud build/local-cloud.env`).
+TRIGGER_PORT ?= 9000
+CLOUD_PORT ?= 8765
+CLOUD_FILE ?= build/local-cloud.env
 serve: $(STAMP)
-	$(PY) -m emulator.trigger
+	$(PY) -m emulator.trigger --port $(TRIGGER_PORT) --cloud-port $(CLOUD_PORT) --cloud-file $(CLOUD_FILE)
 
 # The code package FC runs: index.py, reinit/ and the dependencies, built for the runtime's
-# platform, in python/ (s.yaml points at build/code). PACKAGE_PYTHON=3.10 for python3.10.
-PACKAGE_PYTHON ?= 3.12
+# platform, in python/ (s.yaml points at build/code). The runtime is stated once, in s.yaml's
+# vars.runtime: read from there, and passed as RUNTIME=... by s.yaml's pre-deploy action, so
+# `s deploy` always ships a package built for the runtime it deploys.
+RUNTIME := $(shell sed -n 's/^  runtime: *\(python3\.[0-9]*\).*/\1/p' s.yaml | head -n 1)
+PACKAGE_PYTHON = $(patsubst python%,%,$(RUNTIME))
 PACKAGE_DIR ?= build
 package: $(STAMP)
+	@case "$(PACKAGE_PYTHON)" in 3.10|3.12) ;; *) echo "make package: RUNTIME='$(RUNTIME)' is not python3.10 or python3.12 (s.yaml vars.runtime)" >&2; exit 2;; esac
 	rm -rf $(PACKAGE_DIR)/code && mkdir -p $(PACKAGE_DIR)/code/python
 	cp index.py $(PACKAGE_DIR)/code/ && cp -r reinit $(PACKAGE_DIR)/code/ && find $(PACKAGE_DIR)/code -name __pycache__ -prune -exec rm -rf {} +
 	$(PY) -c "import sys; from packaging.requirements import Requirement; \

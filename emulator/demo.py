@@ -26,11 +26,11 @@ TOPIC = "reinit-results"
 DEMO_SECRET = "demo-webhook-secret"
 
 
-def configure(emu: Emulator, seed: dict) -> None:
-    """Point the function at the local cloud (environment only, as s.yaml does for the real
-    one), and let the local Function Compute run it for the chunks of a split batch."""
+def cloud_variables(emu: Emulator, seed: dict) -> dict:
+    """The environment that points the function at the local cloud, as s.yaml's points it
+    at Alibaba Cloud (the credentials are the sample fleet's, which only the emulator knows)."""
     cred = seed["credentials"][0]
-    os.environ.update({
+    return {
         "REINIT_REGION": seed["region"],
         "REINIT_ECS_ENDPOINT": emu.endpoint,
         "REINIT_MNS_ENDPOINT": emu.endpoint,
@@ -43,7 +43,13 @@ def configure(emu: Emulator, seed: dict) -> None:
         "ALIBABA_CLOUD_ACCESS_KEY_ID": cred["AccessKeyId"],
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cred["AccessKeySecret"],
         "ALIBABA_CLOUD_SECURITY_TOKEN": cred["SecurityToken"],
-    })
+    }
+
+
+def configure(emu: Emulator, seed: dict) -> None:
+    """Point the function at the local cloud (environment only, as s.yaml does for the real
+    one), and let the local Function Compute run it for the chunks of a split batch."""
+    os.environ.update(cloud_variables(emu, seed))
     import index
     emu.fc.register("reinit", lambda event, context: index.handler(event, context), timeout=60)
     emu.fc.start_worker()

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import errno
 import json
+import os
+import pathlib
 import sys
 import time
 import uuid
@@ -18,6 +22,8 @@ from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_CLOUD_FILE = ROOT / "build" / "local-cloud.env"
 
 
 def to_event(method: str, target: str, headers: dict, body: bytes, source_ip: str = "127.0.0.1") -> dict:
@@ -75,9 +81,16 @@ class TriggerServer:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            def __getattr__(self, name):
+                # Every method, OPTIONS and `post` too, goes to the function, which answers
+                # what it does not serve with a JSON 405, as behind the deployed trigger
+                # (http.server alone would answer an unknown method with an HTML 501).
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self.handler = handler
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -98,34 +111,78 @@ class TriggerServer:
         self._server.server_close()
 
 
+def write_cloud_file(path: pathlib.Path, variables: dict) -> None:
+    """The variables that point a command at this local cloud, as KEY=value lines (readable
+    by `python -m reinit invoke --cloud FILE`, or by `set -a; . FILE` in a shell). The
+    webhook secret is left out: commands read it from the environment only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Written by `make serve` while it runs: {', '.join(CLOUD_FILE_USES)}.",
+             *(f"{key}={value}" for key, value in variables.items() if key != "REINIT_WEBHOOK_SECRET")]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+CLOUD_FILE_USES = ("python -m reinit invoke EVENT --cloud FILE", "python -m reinit send BODY --cloud FILE")
+
+
+def _bind(what: str, make_var: str, option: str, port: int, create):
+    """Create a server, or say in one line which port is taken and how to choose another."""
+    try:
+        return create()
+    except OSError as err:
+        reason = "is already in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err.strerror})"
+        print(f"make serve: port {port} ({what}) {reason}; choose another with `make serve {make_var}=<port>` "
+              f"(or {option} <port>).", file=sys.stderr)
+        return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator.trigger", description=__doc__)
-    parser.add_argument("--port", type=int, default=9000, help="the trigger's port (default 9000)")
-    parser.add_argument("--cloud-port", type=int, default=8765, help="the emulated ECS/MNS port (default 8765)")
+    parser.add_argument("--port", type=int, default=9000, help="the trigger's port (default 9000; make serve TRIGGER_PORT=...)")
+    parser.add_argument("--cloud-port", type=int, default=8765,
+                        help="the emulated ECS/MNS/FC port (default 8765; make serve CLOUD_PORT=...)")
+    parser.add_argument("--cloud-file", type=pathlib.Path, default=DEFAULT_CLOUD_FILE,
+                        help=f"where to write the variables that point commands at this cloud (default {DEFAULT_CLOUD_FILE.relative_to(ROOT)})")
     args = parser.parse_args(argv)
 
-    from emulator.demo import DEMO_SECRET, SEED, configure
+    from emulator.demo import DEMO_SECRET, SEED, cloud_variables, configure
     from emulator.server import Emulator, serve_until_stopped
 
     seed = json.loads(SEED.read_text())
-    emu = Emulator(seed, port=args.cloud_port).start()
+    emu = _bind("the local cloud", "CLOUD_PORT", "--cloud-port", args.cloud_port, lambda: Emulator(seed, port=args.cloud_port))
+    if emu is None:
+        return 1
+    trigger = _bind("the local HTTP trigger", "TRIGGER_PORT", "--port", args.port,
+                    lambda: TriggerServer(lambda event, context: index.handler(event, context), port=args.port))
+    if trigger is None:
+        return 1
+    emu.start()
     configure(emu, seed)
     import index
 
-    trigger = TriggerServer(index.handler, port=args.port).start()
+    trigger.start()
+    variables = {"REINIT_TRIGGER_URL": trigger.url, **cloud_variables(emu, seed)}
+    write_cloud_file(args.cloud_file, variables)
+    shown = os.path.relpath(args.cloud_file)
     disks = ", ".join(d["DiskId"] for d in seed["disks"][:3])
-    print(f"""local cloud (ECS + MNS): {emu.endpoint}   (state: {emu.endpoint}/_emulator/state,
+    print(f"""local cloud (ECS + MNS + FC): {emu.endpoint}   (state: {emu.endpoint}/_emulator/state,
                                         messages: {emu.endpoint}/_emulator/messages/reinit-results)
 local HTTP trigger:      {trigger.url}
 webhook secret:          {DEMO_SECRET}   (export REINIT_WEBHOOK_SECRET={DEMO_SECRET})
+cloud file:              {shown}   (invoke --cloud {shown}; removed when this stops)
 sample disks:            {disks} ...
 
-try:
+try, in another shell:
   export REINIT_WEBHOOK_SECRET={DEMO_SECRET}
-  BODY='{{"DiskId": "d-bp1webhook0000001"}}'
-  curl -s {trigger.url} -H 'Content-Type: application/json' -H @<(.venv/bin/python -m reinit sign "$BODY") -d "$BODY"
+  .venv/bin/python -m reinit send events/webhook-body.json --cloud {shown}
+  .venv/bin/python -m reinit invoke events/eventbridge.json --cloud {shown}
 """, flush=True)
-    serve_until_stopped(emu, trigger)
+    try:
+        serve_until_stopped(emu, trigger)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            args.cloud_file.unlink()
     return 0
 
 

@@ -1,11 +1,30 @@
 """Operator commands.
 
-  python -m reinit sign [BODY | --file F]     print the headers that sign BODY for the webhook
-  python -m reinit invoke EVENT.json          run the handler on a sample event
+  python -m reinit sign [BODY | --file F]          print the headers that sign BODY for the webhook
+  python -m reinit send FILE|- [--url U | --cloud F]  sign the exact bytes of FILE (or stdin), POST
+                                                   them to the HTTP trigger, print the answer
+  python -m reinit invoke EVENT.json [--emulator | --cloud F]
+                                                   run the handler on an event here
 
-`sign` reads the secret from REINIT_WEBHOOK_SECRET (never from the command line, so it
-stays out of shell history). `invoke` uses the REINIT_* environment as the function would;
-with --emulator it first starts the local cloud with the sample fleet and points at it.
+`sign` and `send` read the secret from REINIT_WEBHOOK_SECRET, never from the command line
+(so it stays out of shell history and process lists). `send` posts to --url, else the
+trigger named in --cloud's file, else $REINIT_TRIGGER_URL, else http://127.0.0.1:9000/.
+`invoke` uses the REINIT_* environment as the function would; --cloud FILE points it at
+the local cloud that `make serve` runs (it writes FILE, build/local-cloud.env by default);
+--emulator starts a private local cloud with the sample fleet instead. On a terminal, a
+batch shows a progress bar (done/total, rate, throttles) on stderr; the JSON log lines
+stay, also on stderr; the answer goes to stdout.
+
+Exit status of `send` and `invoke`, from the answer's Outcome (a batch: its summary's):
+  0  Succeeded or DryRun
+  1  the command itself broke (a Python traceback)
+  2  usage: bad arguments, an unreadable file, REINIT_WEBHOOK_SECRET unset, no cloud file
+  3  Rejected: a rule refused it before any write (validation, a guard, 401/405/413)
+  4  Failed: something did not succeed (the Message and Code say what; Retryable says
+     whether the same request may succeed later), or the invocation itself failed, so
+     that the platform would retry it
+  5  no answer: the trigger or the local cloud could not be reached, or the answer was
+     not the function's (for example a proxy's error page)
 """
 
 from __future__ import annotations
@@ -13,34 +32,215 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import pathlib
 import sys
+import threading
 import time
+import uuid
 from types import SimpleNamespace
 
+EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_FAILED, EXIT_NO_ANSWER = 0, 2, 3, 4, 5
+EXIT_BY_OUTCOME = {"Succeeded": EXIT_OK, "DryRun": EXIT_OK, "Rejected": EXIT_REJECTED, "Failed": EXIT_FAILED}
+DEFAULT_TRIGGER_URL = "http://127.0.0.1:9000/"
 
+
+class UsageError(Exception):
+    """What the operator must change; printed as one line, exit status 2."""
+
+
+class NoAnswer(Exception):
+    """Nothing answered, or not the function; printed as one line, exit status 5."""
+
+
+def exit_status(answer: dict) -> int:
+    """The exit status for an answer: a notification, a batch summary or an HTTP answer."""
+    if isinstance(answer, dict) and "statusCode" in answer and isinstance(answer.get("body"), str):
+        try:
+            answer = json.loads(answer["body"])
+        except ValueError:
+            return EXIT_NO_ANSWER
+    outcome = answer.get("Outcome") if isinstance(answer, dict) else None
+    return EXIT_BY_OUTCOME.get(outcome, EXIT_NO_ANSWER)
+
+
+def webhook_secret(command: str) -> str:
+    secret = os.environ.get("REINIT_WEBHOOK_SECRET")
+    if not secret:
+        raise UsageError(f"reinit {command}: set REINIT_WEBHOOK_SECRET to the webhook secret first")
+    return secret
+
+
+def read_body(source: str | None) -> bytes:
+    """The exact bytes of a file, or of stdin for `-` (or no file)."""
+    if source in (None, "-"):
+        return sys.stdin.buffer.read()
+    try:
+        return pathlib.Path(source).read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {source}: {err.strerror}") from err
+
+
+def read_cloud_file(path: str) -> dict:
+    """KEY=value lines, as `make serve` writes them (comments and blank lines skipped)."""
+    try:
+        text = pathlib.Path(path).read_text()
+    except FileNotFoundError as err:
+        raise UsageError(f"no local cloud file at {path}: start `make serve` (it writes the file while it runs)") from err
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+    variables = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            variables[key.strip()] = value.strip()
+    if not variables.get("REINIT_ECS_ENDPOINT"):
+        raise UsageError(f"{path} names no REINIT_ECS_ENDPOINT: is it a file `make serve` wrote?")
+    return variables
+
+
+# -- sign ---------------------------------------------------------------------------------
 def _sign(args) -> int:
     from reinit import webhook
 
-    secret = os.environ.get("REINIT_WEBHOOK_SECRET")
-    if not secret:
-        print("reinit sign: set REINIT_WEBHOOK_SECRET to the webhook secret first", file=sys.stderr)
-        return 2
-    if args.file:
-        body = pathlib.Path(args.file).read_bytes()
-    elif args.body is not None:
-        body = args.body.encode("utf-8")
-    else:
-        body = sys.stdin.buffer.read()
+    secret = webhook_secret("sign")
+    body = read_body(args.file) if args.file or args.body is None else args.body.encode("utf-8")
     headers = webhook.signed_headers(secret, int(args.timestamp or time.time()), body)
-    if args.format == "headers":  # one per line: curl -H @<(python -m reinit sign "$BODY")
+    if args.format == "headers":  # one per line: python -m reinit sign "$BODY" | curl -H @- ...
         print("\n".join(f"{k}: {v}" for k, v in headers.items()))
     elif args.format == "curl":
         print(" ".join(f"-H '{k}: {v}'" for k, v in headers.items()))
     else:
         print(json.dumps(headers))
-    return 0
+    return EXIT_OK
+
+
+# -- send ---------------------------------------------------------------------------------
+def trigger_url(args) -> str:
+    if args.url:
+        return args.url
+    if args.cloud:
+        url = read_cloud_file(args.cloud).get("REINIT_TRIGGER_URL")
+        if not url:
+            raise UsageError(f"{args.cloud} names no REINIT_TRIGGER_URL")
+        return url
+    return os.environ.get("REINIT_TRIGGER_URL") or DEFAULT_TRIGGER_URL
+
+
+def _send(args) -> int:
+    import urllib.error
+    import urllib.request
+
+    from reinit import webhook
+
+    secret = webhook_secret("send")
+    url = trigger_url(args)
+    body = read_body(args.file)
+    headers = {"Content-Type": "application/json", **webhook.signed_headers(secret, int(time.time()), body)}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, payload = err.code, err.read()
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise NoAnswer(f"reinit send: no answer from {url}: {reason} (is `make serve` running, or is --url right?)") from err
+    print(f"HTTP {status} from {url}", file=sys.stderr)
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        sys.stdout.write(payload.decode("utf-8", "replace") + "\n")
+        return EXIT_NO_ANSWER
+    print(json.dumps(answer, indent=2))
+    return exit_status(answer)
+
+
+# -- invoke -------------------------------------------------------------------------------
+class ProgressBar:
+    """A one-line progress display on a terminal, fed by the function's `batch.progress`
+    log lines (a filter on the `reinit` logger sees every line; it changes none). Other
+    output written through `stream()` clears the bar first and redraws it after."""
+
+    WIDTH = 30
+
+    def __init__(self, out, enabled: bool):
+        self.out = out
+        self.enabled = enabled
+        self.state: dict | None = None
+        self._shown = False
+        self._lock = threading.RLock()
+
+    # the logging side
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.enabled and message.startswith("{") and '"batch.' in message:
+            try:
+                line = json.loads(message)
+            except ValueError:
+                return True
+            if line.get("event") == "batch.progress":
+                self.update(line.get("done", 0), line.get("total", 0), line.get("rate"), line.get("throttles", 0))
+            elif line.get("event") == "batch.result" and self.state is not None:
+                self.update(line.get("total", 0), line.get("total", 0), self.state["rate"], self.state["throttles"])
+        return True
+
+    def update(self, done: int, total: int, rate, throttles) -> None:
+        with self._lock:
+            self.state = {"done": done, "total": total, "rate": rate, "throttles": throttles}
+            self._draw()
+
+    def render(self) -> str:
+        s = self.state
+        filled = int(self.WIDTH * s["done"] / s["total"]) if s["total"] else self.WIDTH
+        rate = f"{s['rate']:.1f} disks/s" if isinstance(s["rate"], (int, float)) else "-"
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {s['done']}/{s['total']} disks  {rate}  "
+                f"throttled {s['throttles']}")
+
+    def _draw(self) -> None:
+        if self.enabled and self.state is not None:
+            self.out.write("\r\x1b[K" + self.render())
+            self.out.flush()
+            self._shown = True
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.out.write("\r\x1b[K")
+            self._shown = False
+
+    # the output side
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._clear()
+            self.out.write(text)
+            if text.endswith("\n"):
+                self._draw()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def finish(self) -> None:
+        """Leave the last state of the bar on its own line."""
+        with self._lock:
+            if self._shown:
+                self.out.write("\n")
+                self.out.flush()
+                self._shown = False
+
+    @contextlib.contextmanager
+    def attached(self):
+        """The function's output (its log lines) through the bar, to stderr."""
+        logger = logging.getLogger("reinit")
+        logger.addFilter(self)
+        try:
+            with contextlib.redirect_stdout(self):
+                yield self
+        finally:
+            logger.removeFilter(self)
+            self.finish()
 
 
 def _start_emulator():
@@ -54,30 +254,55 @@ def _start_emulator():
     return emu
 
 
+def _use_cloud(path: str) -> None:
+    """Point this process at the running local cloud that `make serve` described in path."""
+    import urllib.request
+
+    variables = read_cloud_file(path)
+    endpoint = variables["REINIT_ECS_ENDPOINT"].rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_emulator/state", timeout=5):
+            pass
+    except OSError as err:
+        raise NoAnswer(f"reinit invoke: the local cloud in {path} ({endpoint}) does not answer: is `make serve` still running?") from err
+    os.environ.update(variables)
+    print(f"reinit invoke: the local cloud at {endpoint} (from {path})", file=sys.stderr)
+
+
 def _invoke(args) -> int:
-    event = json.loads(pathlib.Path(args.event).read_text())
+    try:
+        event = json.loads(pathlib.Path(args.event).read_text())
+    except OSError as err:
+        raise UsageError(f"cannot read {args.event}: {err.strerror}") from err
+    except ValueError as err:
+        raise UsageError(f"{args.event} is not JSON: {err}") from err
+    if args.cloud:
+        _use_cloud(args.cloud)
     emu = _start_emulator() if args.emulator else None
     try:
         from reinit import webhook
         from reinit.app import App, InvocationFailed
 
         secret = os.environ.get("REINIT_WEBHOOK_SECRET")
-        if "requestContext" in event and secret and isinstance(event.get("body"), str) and not event.get("isBase64Encoded"):
+        if isinstance(event, dict) and "requestContext" in event and secret and isinstance(event.get("body"), str) \
+                and not event.get("isBase64Encoded"):
             event.setdefault("headers", {}).update(webhook.signed_headers(secret, int(time.time()), event["body"].encode()))
-        context = SimpleNamespace(request_id=f"cli-{int(time.time())}", credentials=None,
+        context = SimpleNamespace(request_id=f"cli-{uuid.uuid4().hex[:16]}", credentials=None,
                                   function=SimpleNamespace(name="reinit", timeout=float(os.environ.get("FC_FUNCTION_TIMEOUT", 60))))
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # the function's log lines; the answer goes to stdout
+        show = {"always": True, "never": False}.get(args.progress, sys.stderr.isatty())
+        invocation_failed = False
+        with ProgressBar(sys.stderr, show).attached() as bar:  # the function's log lines; the answer goes to stdout
+            try:
                 answer = App().handle(json.dumps(event).encode(), context)
-            status = 0
-        except InvocationFailed as failed:
-            answer, status = json.loads(str(failed)), 1
+            except InvocationFailed as failed:  # the platform would retry it; the answer is the same notification
+                answer, invocation_failed = json.loads(str(failed)), True
+                print("reinit invoke: the invocation failed (the platform would retry it)", file=bar)
         print(json.dumps(answer, indent=2))
         if emu is not None:
             print("messages published:", file=sys.stderr)
             for message in emu.messages("reinit-results"):
                 print(f"  [{message['MessageTag']}] {message['MessageBody']}", file=sys.stderr)
-        return status
+        return max(exit_status(answer), EXIT_FAILED if invocation_failed else EXIT_OK)
     finally:
         if emu is not None:
             emu.stop()
@@ -89,14 +314,32 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sign = sub.add_parser("sign", help="print the signature headers for a webhook body")
     sign.add_argument("body", nargs="?", help="the exact body to send (default: read stdin)")
-    sign.add_argument("--file", help="read the body from this file")
+    sign.add_argument("--file", help="read the body from this file (its exact bytes)")
     sign.add_argument("--timestamp", type=int, help="Unix seconds (default: now)")
     sign.add_argument("--format", choices=("headers", "curl", "json"), default="headers")
+    send = sub.add_parser("send", help="sign a body and POST it to the HTTP trigger; print the answer")
+    send.add_argument("file", nargs="?", default="-", help="the body, sent byte for byte (default or `-`: stdin)")
+    where = send.add_mutually_exclusive_group()
+    where.add_argument("--url", help=f"the trigger's URL (default: $REINIT_TRIGGER_URL, else {DEFAULT_TRIGGER_URL})")
+    where.add_argument("--cloud", metavar="FILE", help="the local trigger named in this file (make serve writes it)")
+    send.add_argument("--timeout", type=float, default=660, help="seconds to wait for the answer (default 660)")
     invoke = sub.add_parser("invoke", help="run the handler on an event file")
     invoke.add_argument("event", help="an event JSON file, e.g. events/eventbridge.json")
-    invoke.add_argument("--emulator", action="store_true", help="start the local cloud with the sample fleet first")
+    cloud = invoke.add_mutually_exclusive_group()
+    cloud.add_argument("--cloud", metavar="FILE",
+                       help="use the running local cloud described in FILE (make serve writes build/local-cloud.env)")
+    cloud.add_argument("--emulator", action="store_true", help="start a private local cloud with the sample fleet first")
+    invoke.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                        help="a batch's progress bar on stderr (default: on a terminal)")
     args = parser.parse_args(argv)
-    return _sign(args) if args.command == "sign" else _invoke(args)
+    try:
+        return {"sign": _sign, "send": _send, "invoke": _invoke}[args.command](args)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    except NoAnswer as err:
+        print(err, file=sys.stderr)
+        return EXIT_NO_ANSWER
 
 
 if __name__ == "__main__":

@@ -56,6 +56,26 @@ def batch_outcome(results: list[Result]) -> str:
     return FAILED if FAILED in outcomes else REJECTED
 
 
+def _disks(n: int) -> str:
+    return f"{n} disk" if n == 1 else f"{n} disks"
+
+
+def batch_message(counts: Counter, total: int) -> str:
+    """The summary's sentence: what happened to how many disks, in the words of the outcomes."""
+    succeeded, dry_runs = counts.get(SUCCEEDED, 0), counts.get(DRY_RUN, 0)
+    if total == 0:
+        return "No disk matched the selection; nothing was done."
+    if dry_runs == total:
+        return f"Dry run: {'the' if total == 1 else 'all'} {_disks(total)} passed every check; nothing was written."
+    if succeeded == total:
+        return f"{'The' if total == 1 else 'All'} {_disks(total)} succeeded."
+    parts = [f"{succeeded} succeeded" if succeeded else "",
+             f"{dry_runs} passed every check in a dry run (nothing written)" if dry_runs else "",
+             f"{counts.get(FAILED, 0)} failed" if counts.get(FAILED) else "",
+             f"{counts.get(REJECTED, 0)} rejected" if counts.get(REJECTED) else ""]
+    return f"Of {_disks(total)}: " + ", ".join(filter(None, parts)) + "."
+
+
 def summary(results: list[Result], meta: Meta, duration: float, error: Result | None = None) -> dict:
     """The batch summary: counts by Outcome and Code, and every per-disk result."""
     counts = Counter(r.outcome for r in results)
@@ -65,10 +85,7 @@ def summary(results: list[Result], meta: Meta, duration: float, error: Result | 
     else:
         outcome = batch_outcome(results)
         code = codes.most_common(1)[0][0] if codes else None
-        message = (f"{counts.get(SUCCEEDED, 0)} of {len(results)} disks succeeded"
-                   + (f", {counts.get(DRY_RUN, 0)} dry runs" if counts.get(DRY_RUN) else "")
-                   + (f", {counts.get(FAILED, 0)} failed" if counts.get(FAILED) else "")
-                   + (f", {counts.get(REJECTED, 0)} rejected" if counts.get(REJECTED) else "") + ".")
+        message = batch_message(counts, len(results))
         retryable = any(r.retryable for r in results if r.outcome == FAILED)
     return {
         "Schema": BATCH_SCHEMA,
@@ -95,20 +112,32 @@ def summary(results: list[Result], meta: Meta, duration: float, error: Result | 
 
 def summary_message(full: dict) -> dict:
     """The summary as published: counts, then the items that did not succeed, until the
-    message would pass MNS's 64 KiB (the returned summary stays complete)."""
+    message would pass MNS's 64 KiB (the returned summary stays complete).
+
+    What is left out is counted in two parts, because they mean different things:
+    `ResultsNotListed` the successes and dry runs, left out by design (each has its own
+    message, and the counts say how many); `ResultsCutOff` the results that did not
+    succeed but did not fit (each still has its own message). `ResultsOmitted` is their
+    sum, kept for subscribers that read it."""
     message = {**full, "Results": []}
     budget = MAX_MESSAGE_BYTES - 1024 - len(encode(message).encode())
-    kept = 0
+    not_listed = cut_off = 0
     for item in full["Results"]:
         if item["Outcome"] in (SUCCEEDED, DRY_RUN):
+            not_listed += 1
             continue
         size = len(encode(item).encode()) + 1
-        if size > budget:
-            break
+        if cut_off or size > budget:
+            cut_off += 1
+            continue
         message["Results"].append(item)
         budget -= size
-        kept += 1
-    message["ResultsOmitted"] = len(full["Results"]) - kept
+    message["ResultsOmitted"] = not_listed + cut_off
+    message["ResultsNotListed"] = not_listed
+    message["ResultsCutOff"] = cut_off
+    if cut_off:
+        message["Message"] = (f"{full['Message']} {cut_off} of the results that did not succeed did not fit in this "
+                              "message; each was published on its own.")
     return message
 
 
