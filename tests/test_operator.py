@@ -363,3 +363,52 @@ def test_the_published_summary_counts_what_it_leaves_out_by_design_apart_from_wh
                 "InvocationId", "EcsRequestId", "SnapshotId", "Region", "Timestamp", "Total", "Counts", "Codes",
                 "DurationSeconds", "Results", "ResultsOmitted"):
         assert key in large
+
+
+# -- the README's walkthrough, as written --------------------------------------------------------
+def walkthrough() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## From clone to a signed curl, locally\n", 1)[1].split("\n## ", 1)[0]
+    import re
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def test_the_readme_walkthrough_runs_as_written(tmp_path):
+    """Both of its shell blocks, verbatim, in `sh` (not bash), with `set -e`. Only the ports
+    and the cloud file differ: `make serve` is given free ports (TRIGGER_PORT=0, CLOUD_PORT=0)
+    and a temporary CLOUD_FILE, as the README says one may, and the second block is told them."""
+    import signal
+    serve, commands = walkthrough()
+    assert serve.split("#")[0].strip() == "make serve"
+    code = "\n".join(line.split("  #")[0] for line in commands.splitlines() if not line.lstrip().startswith("#"))
+    assert "<(" not in code and " -d " not in code and "--data-binary" in code
+    cloud_file = tmp_path / "local-cloud.env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REINIT_", "ALIBABA_CLOUD_"))}
+    server = subprocess.Popen(["sh", "-c", serve], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**env, "TRIGGER_PORT": "0", "CLOUD_PORT": "0", "CLOUD_FILE": str(cloud_file)},
+                              start_new_session=True)
+    try:
+        banner = []
+        for line in server.stdout:  # printed once the cloud file is written
+            banner.append(line)
+            if line.startswith("local HTTP trigger:"):
+                break
+        assert cloud_file.exists(), "".join(banner)[-2000:]
+        variables = dict(x.split("=", 1) for x in cloud_file.read_text().splitlines() if not x.startswith("#"))
+        trigger = variables["REINIT_TRIGGER_URL"].removeprefix("http://").rstrip("/")
+        local_cloud = variables["REINIT_ECS_ENDPOINT"].removeprefix("http://")
+        script = (commands.replace("127.0.0.1:9000", trigger).replace("127.0.0.1:8765", local_cloud)
+                  .replace("build/local-cloud.env", str(cloud_file)))
+        out = subprocess.run(["sh", "-e", "-c", script], cwd=ROOT, capture_output=True, text=True, env=env, timeout=180)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+        state = control(variables, "/_emulator/state")
+        assert state["Disks"]["d-bp1webhook0000001"]["ReInitCount"] == 1  # send, waiting for completion
+        assert state["Disks"]["d-bp1incident000001"]["ReInitCount"] == 1  # invoke --cloud
+        assert state["Disks"]["d-bp1lab00000000001"]["ReInitCount"] == 0  # the curl was a dry run
+        outcomes = [json.loads(m["MessageBody"])["Outcome"]
+                    for m in control(variables, "/_emulator/messages/reinit-results")["Messages"]]
+        assert sorted(outcomes) == ["DryRun", "Succeeded", "Succeeded"]
+        assert '"Outcome": "DryRun"' in out.stdout.replace('"Outcome":"DryRun"', '"Outcome": "DryRun"')
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
