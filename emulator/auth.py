@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 from emulator.ecs import exceptions as ecs_exc
@@ -165,19 +166,30 @@ class MnsAuthError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
-def verify_mns(keyring: Keyring, method: str, resource: str, headers: dict, body: bytes) -> None:
-    """MNS's header signature: HMAC-SHA1 over method, MD5, type, date, x-mns-* and path."""
+def verify_mns(keyring: Keyring, method: str, resource: str, headers: dict, body: bytes, wall=time.time) -> None:
+    """MNS's header signature: HMAC-SHA1 over method, MD5, type, date, x-mns-* and path.
+    Codes and statuses: MNS's error code table (emulator/README.md)."""
     auth = headers.get("authorization", "")
+    if not auth:
+        raise MnsAuthError("MissingAuthorizationHeader", "Authorization header is required.", 400)
     if not auth.startswith("MNS ") or ":" not in auth:
-        raise MnsAuthError("AccessDenied", "The Authorization header is missing or malformed.")
+        raise MnsAuthError("InvalidAuthorizationHeader", "The Authorization header format is invalid.", 400)
+    if not headers.get("date"):
+        raise MnsAuthError("MissingDateHeader", "Date header is required.", 400)
+    try:
+        sent = parsedate_to_datetime(headers["date"]).timestamp()
+    except (TypeError, ValueError) as err:
+        raise MnsAuthError("InvalidDateHeader", "The Date header format is invalid.", 400) from err
+    if abs(wall() - sent) > FRESHNESS_SECONDS:
+        raise MnsAuthError("TimeExpired", "The Http request you sent is expired.", 408)
     access_key_id, signature = auth[4:].rsplit(":", 1)
     cred = keyring.lookup(access_key_id)
     if cred is None:
-        raise MnsAuthError("InvalidAccessKeyId", "The AccessKeyId you provided does not exist.")
+        raise MnsAuthError("InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
     if body:
         md5 = base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode()
         if headers.get("content-md5", md5) != md5:
-            raise MnsAuthError("InvalidDigest", "The Content-MD5 does not match the body.", 400)
+            raise MnsAuthError("InvalidDegist", "The Content-MD5 you specified is invalid.", 400)  # sic: MNS's spelling
     mns_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers) if k.startswith("x-mns-"))
     to_sign = "\n".join([
         method, headers.get("content-md5", ""), headers.get("content-type", ""), headers.get("date", ""),

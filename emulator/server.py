@@ -132,7 +132,7 @@ class Emulator:
         topic = path.split("/")[2] if path.count("/") >= 2 else ""
         entry = {"Service": "mns", "Action": "PublishMessage", "Topic": topic, "RequestId": request_id}
         try:
-            verify_mns(self.keyring, method, path, headers, body)
+            verify_mns(self.keyring, method, path, headers, body, self.gateway.wall)
             self.clock.sleep(self.faults.latency("PublishMessage"))
             fault = self.faults.take("PublishMessage")
             if fault:

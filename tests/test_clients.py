@@ -270,3 +270,34 @@ def test_fc_checks_the_signature_of_invoke_function(cloud):
     assert _code(lambda: invoke(fc_client(cloud, token="wrong"))) == ("InvalidSecurityToken.MismatchWithAccessKey", 400)
     assert _code(lambda: invoke(fc_client(cloud), name="nobody")) == ("FunctionNotFound", 404)
     assert cloud.fc.run_pending() == 1
+
+
+# -- MNS: the gateway's own checks (the Node.js MNS client is in test_node_clients.py) ----
+
+def test_mns_refuses_a_stale_or_unsigned_request(cloud):
+    from mns.account import Account
+    from mns.mns_exception import MNSServerException
+    from mns.topic import TopicMessage
+
+    topic = Account(cloud.endpoint, AK, SECRET, TOKEN).get_topic("reinit-results")
+    real = cloud.gateway.wall
+    cloud.gateway.wall = lambda: real() + 16 * 60
+    with pytest.raises(MNSServerException) as info:
+        topic.publish_message(TopicMessage("late", "t"))
+    assert info.value.type == "TimeExpired" and cloud.calls(service="mns")[0]["Status"] == 408
+    cloud.gateway.wall = real
+    assert topic.publish_message(TopicMessage("on time", "t")).message_id
+    status, body = _post(cloud.endpoint + "/topics/reinit-results/messages", b"<Message><MessageBody>x</MessageBody></Message>")
+    assert (status, b"<Code>MissingAuthorizationHeader</Code>" in body) == (400, True)
+    assert [m["MessageBody"] for m in cloud.messages("reinit-results")] == ["on time"]
+
+
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST")) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
