@@ -81,6 +81,7 @@ def show(step: str, event: dict, emu: Emulator, handler) -> None:
     elif answer.get("Schema") == "reinit.batch.v1":
         print(f"answer: batch summary  Outcome={answer['Outcome']}  Code={answer['Code']}  Total={answer['Total']}"
               f"  Counts={answer['Counts']}  ({elapsed:.1f}s)")
+        print(f"        {answer['Message']}")
         for item in answer["Results"]:
             print(f"        - {item['DiskId']}: {item['Outcome']} {item['Code'] or ''}")
     else:
