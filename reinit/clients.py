@@ -26,24 +26,51 @@ def resolve_credentials(context, env: dict) -> Credentials | None:
     return None
 
 
+def ecs_endpoint_for(config: Config, region: str) -> str | None:
+    """ECS's endpoint for `region` (INTERFACE.md section 11, "Regions"):
+    `https://ecs.<region>.aliyuncs.com`, unless REINIT_ECS_ENDPOINT names one for all."""
+    default_of_home = f"https://ecs.{config.region}.aliyuncs.com"
+    if config.ecs_endpoint is None or config.ecs_endpoint != default_of_home:
+        return config.ecs_endpoint  # set by REINIT_ECS_ENDPOINT (or unusable: Config.Invalid)
+    return f"https://ecs.{region}.aliyuncs.com"
+
+
 class ClientCache:
-    """ECS and MNS clients, rebuilt only when the credentials or endpoints change
-    (short-lived STS credentials rotate under a long-lived instance)."""
+    """ECS clients (one per region) and the MNS publisher (the function's own region), built
+    once and rebuilt only when the credentials or endpoints change (short-lived STS
+    credentials rotate under a long-lived instance). `builds` counts the ECS clients built."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._key = None
         self._ecs: EcsApi | None = None
         self._publisher: Publisher | None = None
+        self._regional: dict[tuple, EcsApi] = {}  # (credentials, region, endpoint) -> client
         self.builds = 0
 
     def get(self, config: Config, creds: Credentials) -> tuple[EcsApi, Publisher | None]:
+        """The ECS client of the function's own region, and the publisher."""
         key = (creds, config.region, config.ecs_endpoint, config.mns_endpoint, config.topic)
         with self._lock:
             if key != self._key:
-                self._ecs = EcsApi(config.ecs_endpoint, config.region, creds)
+                self._ecs = self._regional_client(config, creds, config.region)
                 self._publisher = (Publisher(config.mns_endpoint, config.topic, creds)
                                    if config.topic and config.mns_endpoint else None)
                 self._key = key
-                self.builds += 1
             return self._ecs, self._publisher
+
+    def ecs_for(self, config: Config, creds: Credentials, region: str | None = None) -> EcsApi:
+        """The ECS client of `region` (default: the function's own), made once and reused."""
+        with self._lock:
+            return self._regional_client(config, creds, region or config.region)
+
+    def _regional_client(self, config: Config, creds: Credentials, region: str) -> EcsApi:
+        endpoint = ecs_endpoint_for(config, region)
+        key = (creds, region, endpoint)
+        client = self._regional.get(key)
+        if client is None:
+            # Clients of credentials that have rotated away are dropped with their secrets.
+            self._regional = {k: v for k, v in self._regional.items() if k[0] == creds}
+            client = self._regional[key] = EcsApi(endpoint, region, creds)
+            self.builds += 1
+        return client

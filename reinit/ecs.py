@@ -145,3 +145,28 @@ class EcsApi:
             "SecurityEnhancementStrategy": security_enhancement_strategy,
         })
         return body.get("RequestId")
+
+    # -- snapshots ---------------------------------------------------------------
+    def create_snapshot(self, disk_id: str, *, retention_days: int | None = None, tags=(), client_token=None,
+                        name=None, description=None, instant_access: bool = False) -> str:
+        """CreateSnapshot; returns the SnapshotId. `tags`: (key, value) pairs. A repeat with
+        the same ClientToken answers the first call's SnapshotId instead of making another."""
+        query = {"DiskId": disk_id, "SnapshotName": name, "Description": description,
+                 "RetentionDays": retention_days, "InstantAccess": "true" if instant_access else "false",
+                 "ClientToken": client_token}
+        for n, (key, value) in enumerate(tags, start=1):
+            query[f"Tag.{n}.Key"] = key
+            query[f"Tag.{n}.Value"] = value
+        return self.call("CreateSnapshot", query).get("SnapshotId")
+
+    def describe_snapshots(self, snapshot_ids=None, disk_id=None, status=None, tags=None,
+                           next_token=None) -> tuple[list[dict], str]:
+        """One page (up to 100) of snapshots in this region, and the NextToken ("" when done)."""
+        query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None,
+                 "SnapshotIds": json.dumps(list(snapshot_ids)) if snapshot_ids is not None else None,
+                 "DiskId": disk_id, "Status": status}
+        for n, (key, value) in enumerate(tags or (), start=1):
+            query[f"Tag.{n}.Key"] = key
+            query[f"Tag.{n}.Value"] = value
+        body = self.call("DescribeSnapshots", query)
+        return (body.get("Snapshots") or {}).get("Snapshot") or [], body.get("NextToken") or ""

@@ -63,3 +63,23 @@ InvalidSourceSnapshot = _error("InvalidSourceSnapshot", "InvalidSourceSnapshot",
 ReInitUnsupported = _error("ReInitUnsupported", "InvalidOperation.ReInitUnsupported", 403, "The specified disk does not support reInit.")
 SnapshotTooOld = _error("SnapshotTooOld", "InvalidSnapshot.TooOld", 403, "The disk is created from a snapshotId made before 2013-07-15, it cannot be re-initiated.")
 ImageNotExist = _error("ImageNotExist", "InvalidDiskId.OperationNotSupported", 404, "The operation is not supported due to image not exist.")
+
+# CreateSnapshot and DescribeSnapshots: rows of the error tables of their API pages
+# (ECS API 2014-05-26: CreateSnapshot, doc-detail/25524; DescribeSnapshots), codes and statuses as listed there.
+InvalidSnapshotNameMalformed = _error("InvalidSnapshotNameMalformed", "InvalidSnapshotName.Malformed", 400, "The specified SnapshotName is wrongly formed.")
+InvalidDescriptionMalformed = _error("InvalidDescriptionMalformed", "InvalidDescription.Malformed", 404, "The specified description is wrongly formed.")
+SnapshotIncorrectInstanceStatus = _error("SnapshotIncorrectInstanceStatus", "IncorrectInstanceStatus", 400, "The current status of the resource does not support this operation.")
+SnapshotInstanceLocked = _error("SnapshotInstanceLocked", "InstanceLockedForSecurity", 403, "The disk attached instance is locked due to security.")
+CreatingSnapshotInProgress = _error("CreatingSnapshotInProgress", "IncorrectDiskStatus.CreatingSnapshot", 403, "A previous snapshot creation is in process.")
+QuotaExceedSnapshot = _error("QuotaExceedSnapshot", "QuotaExceed.Snapshot", 403, "The snapshot quota exceeds.")
+IdempotentParameterMismatch = _error("IdempotentParameterMismatch", "IdempotentParameterMismatch", 403, "The specified clientToken is used.")
+DuplicateTagKey = _error("DuplicateTagKey", "Duplicate.TagKey", 400, "The Tag.N.Key contain duplicate key.")
+InvalidTagKeyMalformed = _error("InvalidTagKeyMalformed", "InvalidTagKey.Malformed", 400, "The specified Tag.n.Key is not valid.")
+InvalidTagValueMalformed = _error("InvalidTagValueMalformed", "InvalidTagValue.Malformed", 400, "The specified Tag.n.Value is not valid.")
+QuotaExceedTags = _error("QuotaExceedTags", "QuotaExceed.Tags", 403, "The number of tags exceeds the limit of 20.")
+InvalidSnapshotIdsMalformed = _error("InvalidSnapshotIdsMalformed", "InvalidSnapshotIds.Malformed", 403, "The amount of specified specified snapshot Ids exceeds the limit.")
+InvalidStatusNotFound = _error("InvalidStatusNotFound", "InvalidStatus.NotFound", 404, "The specified Status is not found")
+InvalidSnapshotTypeNotFound = _error("InvalidSnapshotTypeNotFound", "InvalidSnapshotType.NotFound", 404, "The specfied SnapshotType is not found")
+InvalidSourceDiskType = _error("InvalidSourceDiskType", "InvalidSourceDiskType", 404, "The specifed SourceDiskType is not valid")
+InvalidTagMismatch = _error("InvalidTagMismatch", "InvalidTag.Mismatch", 400, "The specified Tag.n.Key and Tag.n.Value are not match.")
+InvalidTagCount = _error("InvalidTagCount", "InvalidTagCount", 400, "The specified tags are beyond the permitted range.")
