@@ -75,6 +75,7 @@ class Gateway:
     def __init__(self, keyring: Keyring, wall=time.time, window: float = FRESHNESS_SECONDS):
         self.keyring, self.wall, self.window = keyring, wall, window
         self._nonces: dict[tuple[str, str], float] = {}
+        self._prune_at = 10_000
         self._lock = threading.Lock()
 
     # -- ECS and FC -------------------------------------------------------------------
@@ -153,8 +154,9 @@ class Gateway:
             raise ecs_exc.MissingParameter('The input parameter "SignatureNonce" that is mandatory for processing this request is not supplied.')
         now = self.wall()
         with self._lock:
-            if len(self._nonces) > 10_000:  # forget what the freshness check refuses anyway
+            if len(self._nonces) > self._prune_at:  # forget what the freshness check refuses anyway
                 self._nonces = {k: t for k, t in self._nonces.items() if now - t <= 2 * self.window}
+                self._prune_at = max(10_000, 2 * len(self._nonces))  # amortised: a sweep per doubling
             if (access_key_id, nonce) in self._nonces:
                 raise ecs_exc.SignatureNonceUsed()
             self._nonces[(access_key_id, nonce)] = now
