@@ -329,3 +329,18 @@ def test_event_ids_that_are_no_tag_value_are_kept_by_digest(cloud, clock, env):
     first = evidence_snapshot(context(cloud, clock, env), DISK, INSTANCE, odd, 30)
     assert evidence_snapshot(context(cloud, clock, env), DISK, INSTANCE, odd, 30) == first
     assert len(cloud.calls("CreateSnapshot")) == 1
+
+
+def test_the_ram_policy_allows_snapshots_only_of_disks_it_may_wipe():
+    import pathlib
+    policy = json.loads((pathlib.Path(__file__).resolve().parents[1] / "ram" / "reinit-policy.json").read_text())
+    granting = {s["Sid"]: s for s in policy["Statement"] if {"ecs:CreateSnapshot", "ecs:DescribeSnapshots",
+                                                                "ecs:TagResources"} & set(s["Action"])}
+    on_disks, on_snapshots, listing = (granting[sid] for sid in (
+        "SnapshotOnlyDisksThatCarryTheRequiredTag", "CreateAndTagTheEvidenceSnapshotsOnly", "FollowEvidenceSnapshots"))
+    assert len(granting) == 3
+    # CreateSnapshot is authorized on the disk and on the new snapshot (RAM's "Create a snapshot" example).
+    assert (on_disks["Action"], on_disks["Resource"]) == (["ecs:CreateSnapshot"], "acs:ecs:*:*:disk/*")
+    assert on_disks["Condition"] == {"StringEquals": {"ecs:tag/reinit-allowed": "true"}}  # the ReInitDisk tag
+    assert on_snapshots["Resource"] == "acs:ecs:*:*:snapshot/*" and "Condition" not in on_snapshots
+    assert (listing["Action"], listing["Resource"]) == (["ecs:DescribeSnapshots"], "*")  # a list action
