@@ -262,9 +262,11 @@ def test_invoke_with_cloud_acts_on_the_running_cloud(served):
 
 def test_send_with_cloud_reaches_the_running_trigger(served):
     cloud_file, variables = served
-    out = run_cli("send", "events/webhook-body.json", "--cloud", str(cloud_file), secret="demo-webhook-secret")
+    body = json.dumps({"DiskId": "d-bp1lab00000000002", "DryRun": True}).encode()
+    out = run_cli("send", "-", "--cloud", str(cloud_file), stdin=body, secret="demo-webhook-secret")
     assert out.returncode == 0, out.stderr.decode()[-2000:]
-    assert json.loads(out.stdout)["DiskId"] == "d-bp1webhook0000001"
+    assert json.loads(out.stdout)["Outcome"] == "DryRun"
+    assert variables["REINIT_TRIGGER_URL"].encode() in out.stderr
 
 
 def test_invoke_with_a_missing_cloud_file_says_to_start_make_serve(tmp_path):
