@@ -1,17 +1,32 @@
-"""Fleet reset benchmark: the batch path against a naive sequential loop, in one run.
+"""Fleet reset benchmark: does the pace find the ECS quota by itself? (issue 11)
 
-Set-up: the emulator on loopback with a ReInitDisk quota of 20 calls a second (ECS answers
-Throttling above it) and 20 ms of latency on every call. For N = 100 and N = 1,000 disks
-it prints, for the batch (one timer event with Tags) and for a naive loop (one
-single-disk request per disk, one after another):
+N = 1,000 stopped, tagged instances; one timer event with `Tags` resets them all. ECS
+takes 20 ms a call (every action, and each MNS publish too), and ReInitDisk has a quota,
+one limiter a run:
 
-- wall time / (N / quota): 1.0 is the quota's own limit;
-- ECS API calls per disk, against the minimum (N ReInitDisk + ceil(N/100) of each Describe).
+- token buckets of 5, 20 and 50 calls a second (bursts of one second's worth);
+- a fixed 1 s window of 20 calls; a fixed 60 s window of 600 calls (windows counted from
+  the start of the run);
+- a token bucket of 20 a second that is halved to 10 after 25 s (when half the disks
+  would be done at the quota).
 
-`batch` is configured with the quota (REINIT_FLEET_RATE=20); `batch2x` is configured at
-twice the quota, so it must find the quota by being throttled.
+Three ways to do the work, for each limiter:
+- `pace`: the batch with NOTHING configured (REINIT_FLEET_RATE at its default, 10);
+- `at-quota`: the batch with REINIT_FLEET_RATE set to the quota (its starting value);
+- `naive`: one single-disk request after another, no pace.
 
-Run: .venv/bin/python -m bench.fleet [--sizes 100,1000]
+Printed for each: wall time / limit, where the limit is N / quota (for the halved quota:
+25 s + 500 / 10 = 75 s), Throttling answers per disk, and calls ECS carried out (all but
+the throttled ones) against the minimum (N ReInitDisk + ceil(N/100) of each Describe).
+
+What runs: the real App (`App.handle`: parsing, the batch, workers, pace, retries,
+notifications) against the emulator's own ECS model and quotas (`emulator/ecs`,
+`emulator/faults.py`), called in-process: only the SDK and HTTP in between are left out.
+Time is virtual (bench/vclock.py): the function, the emulated latency and the quotas share
+one discrete-event clock, so runs are fast and do not depend on the machine's load. CPU
+time costs no virtual time.
+
+Run: .venv/bin/python -m bench.fleet [--n 1000] [--limiters ...] [--paths ...] [--plot docs/fleet-pace.png]
 """
 
 from __future__ import annotations
@@ -20,82 +35,226 @@ import argparse
 import json
 import logging
 import math
-import time
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from bench.common import CRED, fleet_seed
-from emulator.server import Emulator
+from bench.vclock import VirtualClock
+from emulator.ecs import exceptions as ecs_exc
+from emulator.ecs.models import EcsBackend
+from emulator.ecs.responses import EcsResponses
+from emulator.faults import Faults
 from reinit.app import App
+from reinit.ecs import EcsApi, EcsCallError
 
-QUOTA = 20.0  # ReInitDisk calls per second
-LATENCY = 0.020  # seconds per call
+LATENCY = 0.020  # seconds a call
+ACTION = "ReInitDisk"
 
 
-def start(n: int, rate: float = QUOTA) -> tuple[Emulator, App]:
-    emu = Emulator(fleet_seed(n, "bench", {"reinit-allowed": "true", "fleet": "bench"})).start()
-    emu.faults.throttle("ReInitDisk", QUOTA)
-    emu.faults.set_latency(LATENCY)
-    env = {"REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": emu.endpoint, "REINIT_MNS_ENDPOINT": emu.endpoint,
-           "REINIT_TOPIC": "reinit-results", "REINIT_MAX_DISKS": str(n), "REINIT_FLEET_RATE": str(rate),
-           "FC_FUNCTION_TIMEOUT": "900", "ALIBABA_CLOUD_ACCESS_KEY_ID": CRED["AccessKeyId"],
-           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": CRED["AccessKeySecret"], "ALIBABA_CLOUD_SECURITY_TOKEN": CRED["SecurityToken"]}
-    return emu, App(env=env)
+@dataclass
+class Limiter:
+    name: str
+    kind: str  # bucket | window
+    limit: float
+    window: float = 1.0
+    halve_at: float | None = None  # seconds after the start: the limit becomes limit / 2
+
+    @property
+    def quota(self) -> float:
+        """Calls a second: the configured pace that matches it."""
+        return self.limit / self.window if self.kind == "window" else self.limit
+
+    def ideal(self, n: int) -> float:
+        """The limit: seconds N calls take at the quota."""
+        if self.halve_at is None:
+            return n / self.quota
+        first = self.halve_at * self.quota
+        return self.halve_at + (n - first) / (self.quota / 2)
+
+    def quota_at(self, t: float) -> float:
+        if self.halve_at is not None and t >= self.halve_at:
+            return self.quota / 2
+        return self.quota
+
+
+LIMITERS = [
+    Limiter("bucket 5/s", "bucket", 5),
+    Limiter("bucket 20/s", "bucket", 20),
+    Limiter("bucket 50/s", "bucket", 50),
+    Limiter("window 20/1s", "window", 20, 1.0),
+    Limiter("window 600/60s", "window", 600, 60.0),
+    Limiter("bucket 20/s halved", "bucket", 20, halve_at=25.0),
+]
+KEYS = {"b5": 0, "b20": 1, "b50": 2, "w1": 3, "w60": 4, "half": 5}
+
+
+@dataclass
+class Cloud:
+    """The emulator's ECS model and quotas, called in-process on the virtual clock."""
+
+    clock: VirtualClock
+    seed: dict
+    log: list = field(default_factory=list)  # (time, action, ok)
+
+    def __post_init__(self):
+        self.backend = EcsBackend(self.clock)
+        self.backend.seed(self.seed)
+        self.responses = EcsResponses(self.backend)
+        self.faults = Faults(self.clock)
+        self.published = 0
+        self._lock = threading.Lock()
+
+    def call(self, action: str, query: dict) -> dict:
+        params = {k: str(v) for k, v in query.items() if v is not None}
+        request_id = str(uuid.uuid4()).upper()
+        self.clock.sleep(LATENCY)
+        now = self.clock.now()
+        try:
+            if not self.faults.admit(action):
+                raise ecs_exc.Throttling()
+            result = self.responses.dispatch(action, params)
+        except ecs_exc.EcsError as err:
+            with self._lock:
+                self.log.append((now, action, False))
+            kind = "throttled" if err.code.startswith("Throttling") else "server" if err.status >= 500 else "refused"
+            raise EcsCallError(action, kind, err.code, err.message, err.status, request_id) from None
+        with self._lock:
+            self.log.append((now, action, True))
+        return json.loads(json.dumps({"RequestId": request_id, **result}))
+
+    def publish(self, body: dict, tag: str) -> str:
+        self.clock.sleep(LATENCY)
+        with self._lock:
+            self.published += 1
+        return uuid.uuid4().hex
+
+
+class InProcessEcs(EcsApi):
+    """EcsApi with the SDK and HTTP replaced by a direct call into the emulator's model."""
+
+    def __init__(self, cloud: Cloud, region: str):
+        self.region, self.credentials, self._cloud = region, None, cloud
+
+    def call(self, action: str, query: dict) -> dict:
+        return self._cloud.call(action, query)
 
 
 def context():
-    return SimpleNamespace(request_id="bench", credentials=None, function=SimpleNamespace(timeout=900))
+    return SimpleNamespace(request_id="bench", credentials=None, function=SimpleNamespace(name="reinit", timeout=900))
 
 
-def measure(emu: Emulator, n: int, started: float) -> dict:
-    wall = time.monotonic() - started
-    calls = [c for c in emu.requests if c["Service"] == "ecs"]
-    wiped = sum(d.reinit_count for d in emu.ecs.disks.values())
+def run(limiter: Limiter, n: int, path: str, seed: int = 1) -> dict:
+    clock = VirtualClock()
+    try:
+        cloud = Cloud(clock, fleet_seed(n, "bench", {"reinit-allowed": "true", "fleet": "bench"}))
+        start = clock.now()
+        cloud.faults.set_quota(ACTION, limiter.kind, limiter.limit, limiter.window)
+        if limiter.halve_at is not None:
+            cloud.faults.set_quota(ACTION, limiter.kind, limiter.limit / 2, limiter.window, at=start + limiter.halve_at)
+        env = {"REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": "http://127.0.0.1:9", "REINIT_MNS_ENDPOINT": "http://127.0.0.1:9",
+               "REINIT_TOPIC": "reinit-results", "REINIT_MAX_DISKS": str(n), "FC_FUNCTION_TIMEOUT": "900",
+               "ALIBABA_CLOUD_ACCESS_KEY_ID": CRED["AccessKeyId"], "ALIBABA_CLOUD_ACCESS_KEY_SECRET": CRED["AccessKeySecret"],
+               "ALIBABA_CLOUD_SECURITY_TOKEN": CRED["SecurityToken"]}
+        if path == "at-quota":
+            env["REINIT_FLEET_RATE"] = f"{limiter.quota:g}"
+        app = App(env=env, clock=clock.now, sleep=clock.sleep, random=random.Random(seed).random)
+        ecs = InProcessEcs(cloud, "cn-hangzhou")
+        app.clients.get = lambda config, creds: (ecs, cloud)
+        app.clients.ecs_for = lambda config, creds, region=None: ecs
+        succeeded = 0
+        if path == "naive":
+            for k in range(n):
+                answer = app.handle(json.dumps({"DiskId": f"d-bench{k:012d}"}).encode(), context())
+                succeeded += answer.get("Outcome") == "Succeeded"
+        else:
+            event = {"triggerTime": "2026-11-26T02:00:00Z", "triggerName": "bench",
+                     "payload": json.dumps({"Tags": [{"Key": "fleet", "Value": "bench"}]})}
+            summary = app.handle(json.dumps(event).encode(), context())
+            assert "Counts" in summary, summary
+            succeeded = summary["Counts"]["Succeeded"]
+        wall = clock.now() - start
+    finally:
+        clock.close()
+    log = [(t - start, action, ok) for t, action, ok in cloud.log]
+    throttled = sum(1 for _, _, ok in log if not ok)
     minimum = n + 2 * math.ceil(n / 100)
-    return {"wall": wall, "ratio": wall / (n / QUOTA), "calls_per_disk": len(calls) / n,
-            "min_per_disk": minimum / n, "over_min": len(calls) / minimum - 1, "wiped": wiped,
-            "throttled": emu.faults.throttled.get("ReInitDisk", 0)}
+    wiped = sum(d.reinit_count for d in cloud.backend.disks.values())
+    return {"limiter": limiter.name, "path": path, "wall": wall, "ratio": wall / limiter.ideal(n),
+            "throttled_per_disk": throttled / n, "throttled_share": throttled / max(1, len(log)),
+            "calls": len(log) - throttled, "minimum": minimum, "over_min": (len(log) - throttled) / minimum - 1,
+            "succeeded": succeeded, "wiped": wiped,
+            "sends": [(t, ok) for t, action, ok in log if action == ACTION]}
 
 
-def run_batch(n: int, rate: float = QUOTA) -> dict:
-    emu, app = start(n, rate)
-    try:
-        event = {"triggerTime": "2026-11-26T02:00:00Z", "triggerName": "bench",
-                 "payload": json.dumps({"Tags": [{"Key": "fleet", "Value": "bench"}]})}
-        started = time.monotonic()
-        summary = app.handle(json.dumps(event).encode(), context())
-        figures = measure(emu, n, started)
-        assert summary["Counts"]["Succeeded"] == n, summary["Counts"]
-        return figures
-    finally:
-        emu.stop()
+def plot(results: list[dict], limiters: list[Limiter], out: str) -> None:
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-def run_naive(n: int) -> dict:
-    emu, app = start(n)
-    try:
-        started = time.monotonic()
-        for k in range(n):
-            app.handle(json.dumps({"DiskId": f"d-bench{k:012d}"}).encode(), context())
-        return measure(emu, n, started)
-    finally:
-        emu.stop()
+    cols = 2
+    rows = math.ceil(len(limiters) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.2 * rows), squeeze=False)
+    for ax, limiter in zip(list(axes.flat)[:len(limiters)], limiters, strict=True):
+        mine = [r for r in results if r["limiter"] == limiter.name]
+        end = max((r["wall"] for r in mine if r["path"] != "naive"), default=1.0)
+        for r in mine:
+            if r["path"] == "naive":
+                continue
+            bins = [0] * (int(end) + 2)
+            for t, _ in r["sends"]:
+                if 0 <= t < len(bins):
+                    bins[int(t)] += 1
+            style = {"pace": dict(color="tab:blue", lw=1.6), "at-quota": dict(color="tab:green", lw=0.9, alpha=0.7)}
+            label = {"pace": "sent/s, nothing configured", "at-quota": "sent/s, REINIT_FLEET_RATE = quota"}
+            ax.step(range(len(bins)), bins, where="post", label=label[r["path"]], **style[r["path"]])
+            if r["path"] == "pace":
+                thr = [t for t, ok in r["sends"] if not ok]
+                ax.plot(thr, [0.5] * len(thr), "x", color="tab:red", ms=4, label="Throttling")
+        xs = [i * 0.5 for i in range(int(end * 2) + 2)]
+        quota_label = "quota (average)" if limiter.kind == "window" and limiter.window > 1 else "quota"
+        ax.plot(xs, [limiter.quota_at(x) for x in xs], "--", color="black", lw=1, label=quota_label)
+        ax.set_title(limiter.name)
+        ax.set_xlabel("seconds (virtual)")
+        ax.set_ylabel("ReInitDisk calls a second")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="upper right")
+    for ax in list(axes.flat)[len(limiters):]:
+        ax.set_visible(False)
+    fig.suptitle("Fleet reset of 1,000 disks: the pace against the ECS quota (1 s bins)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100,1000")
-    parser.add_argument("--paths", default="batch,batch2x,naive")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--limiters", default=",".join(KEYS), help="of: " + ", ".join(KEYS))
+    parser.add_argument("--paths", default="pace,at-quota,naive")
+    parser.add_argument("--plot", default=None, help="write the send-rate picture here (PNG)")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.getLogger("reinit").setLevel(logging.ERROR)
-    print(f"quota {QUOTA:.0f} ReInitDisk/s, {LATENCY * 1000:.0f} ms a call; ratio = wall / (N / quota)")
-    print(f"{'N':>6} {'path':<7} {'wall s':>8} {'ratio':>7} {'calls/disk':>11} {'minimum':>8} {'over min':>9} "
-          f"{'throttled':>10} {'wiped':>6}")
-    for n in (int(s) for s in args.sizes.split(",")):
-        paths = (("batch", run_batch), ("batch2x", lambda n: run_batch(n, 2 * QUOTA)), ("naive", run_naive))
-        for name, run in (p for p in paths if p[0] in args.paths.split(",")):
-            f = run(n)
-            print(f"{n:>6} {name:<7} {f['wall']:>8.2f} {f['ratio']:>7.3f} {f['calls_per_disk']:>11.3f} "
-                  f"{f['min_per_disk']:>8.3f} {f['over_min']:>8.1%} {f['throttled']:>10} {f['wiped']:>6}", flush=True)
+    logging.getLogger("reinit").setLevel(logging.CRITICAL)
+    limiters = [LIMITERS[KEYS[k]] for k in args.limiters.split(",")]
+    paths = args.paths.split(",")
+    print(f"N = {args.n}, {LATENCY * 1000:.0f} ms a call, virtual time; ratio = wall / limit; "
+          "calls = ECS calls carried out (not throttled)")
+    print(f"{'limiter':<20} {'path':<9} {'wall s':>8} {'ratio':>6} {'thr/disk':>9} {'thr %':>6} "
+          f"{'calls':>6} {'minimum':>8} {'over min':>9} {'ok':>5}")
+    results = []
+    for limiter in limiters:
+        for path in paths:
+            r = run(limiter, args.n, path, args.seed)
+            results.append(r)
+            print(f"{r['limiter']:<20} {path:<9} {r['wall']:>8.1f} {r['ratio']:>6.3f} {r['throttled_per_disk']:>9.3f} "
+                  f"{r['throttled_share']:>6.1%} {r['calls']:>6} {r['minimum']:>8} {r['over_min']:>8.1%} "
+                  f"{r['succeeded']:>5}", flush=True)
+    if args.plot:
+        plot(results, limiters, args.plot)
+        print(f"picture: {args.plot}")
     return 0
 
 

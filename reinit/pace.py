@@ -7,50 +7,204 @@ Pacer spaces its calls and adapts to Throttling (INTERFACE.md section 11, "Pace"
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from reinit.ecs import EcsCallError
 
 
 class Pacer:
-    """One API's pace: calls spaced 1/rate apart. On Throttling the rate drops by a third,
-    and the ceiling it climbs back to (2% of it a success) becomes 90% of the rate that was
-    throttled, so the pace settles just under the real quota instead of probing it again.
-    Calls already in flight when the rate was cut do not cut it again.
+    """One ECS API's pace: calls spaced 1/rate apart, the rate adapted to what ECS admits.
 
-    ECS throttles per API, per region, per minute; each API gets its own Pacer.
+    Like botocore's adaptive limiter, it cuts from a measured rate and climbs back in a
+    concave-then-convex curve. Unlike it, it is built for quotas that count in fixed
+    windows as well as in token buckets, and for a batch of known work:
+
+    - Start: from `rate` (REINIT_FLEET_RATE, a starting point, not a ceiling), the rate
+      doubles every second of successes until the first Throttling.
+    - Cut: on Throttling, the rate becomes BETA times the rate ECS was measured to ADMIT
+      since the last cut (at least the last 2 s, at most the last 60 s): in a token bucket
+      that is the refill rate plus what the burst gave; over a fixed 60 s window it is
+      the window's average, not the burst that emptied it. Calls sent before a cut do
+      not cut again.
+    - Hold: a Throttling answer to a call sent after the cut, with no success since, is
+      not a rate problem but an empty window: nothing is sent for HOLD_FIRST, then twice
+      as long at each further Throttling, up to HOLD_MAX; the first success ends it. A
+      quota that is used up until the minute ends costs a handful of probes, not a
+      collapse of the rate.
+    - Climb: back to the measured rate along a concave curve (a steep start, flat near
+      it) over RECOVER_SECONDS or RECOVER_CALLS successes, whichever is longer; then
+      probe above it, PROBE more a step, a step being at least STEP_SECONDS and
+      STEP_CALLS successes. Slow steps for a slow API keep Throttling to a few percent of
+      calls; the probe follows a quota that rises.
+    - A cap: the rate never climbs above twice the rate calls were really sent at, so an
+      API used lightly does not build a rate its callers never tested.
     """
+
+    BETA = 0.9
+    START_GROWTH = 2.0  # a second of successes multiplies the starting rate by this
+    LOOKBACK_MIN, LOOKBACK_MAX = 2.0, 60.0
+    HOLD_FIRST, HOLD_MAX = 0.25, 4.0
+    RECOVER_SECONDS, RECOVER_CALLS = 1.0, 20
+    PROBE, STEP_SECONDS, STEP_CALLS = 0.05, 1.0, 20
+    IDLE = 10.0  # a gap this long between calls starts the measurements afresh
+    PROBE_WAIT = 60.0  # real seconds a call waits for a probe's answer at most
 
     def __init__(self, clock, sleep, rate: float, floor: float = 0.5):
         self.clock, self.sleep = clock, sleep
-        self.rate, self.floor, self.ceiling = rate, min(floor, rate), rate
-        self._next = clock()
-        self._lock = threading.Lock()
-        self._generation = 0  # bumped at every cut
+        self.start, self.floor = rate, min(floor, rate)
+        self.rate = rate
+        self.known: float | None = None  # the admitted rate measured at the last cut
         self.throttles = 0
+        self.cuts = 0
+        self._cond = threading.Condition()
+        self._next = clock()
+        self._probe_out = False
+        self._credit = rate
+        self._active_since = clock()
+        self._generation = 0  # bumped at every cut and hold: older calls' answers are stale
+        self._cut_generation = 0
+        self._cut_at = clock()
+        self._ok_since_cut = False
+        self._hold = 0.0
+        self._since_cut = 0  # successes since the cut
+        self._step, self._step_at, self._step_calls = 0, clock(), 0
+        self._sent: deque[float] = deque()  # send times, the last second or so
+        self._admitted: deque[float] = deque()  # success times, the last LOOKBACK_MAX seconds
 
+    # -- sending ---------------------------------------------------------------------
     def acquire(self) -> int:
         """Wait for this call's turn; return the generation it was sent in."""
-        with self._lock:
-            now = self.clock()
-            at = max(now, self._next)
-            self._next = at + 1.0 / self.rate
-            generation = self._generation
-        if at > now:
+        while True:
+            with self._cond:
+                while self._probe_out:  # holding: one call at a time finds out if the window is open
+                    if not self._cond.wait(self.PROBE_WAIT):
+                        self._probe_out = False  # its answer never came: do not wait for ever
+                now = self.clock()
+                if self._sent and now - self._sent[-1] > self.IDLE:
+                    self._fresh(now)
+                if self._credit >= 1 and self._hold == 0:
+                    self._credit -= 1
+                    at = now
+                    self._next = max(self._next, now)
+                else:
+                    at = max(now, self._next)
+                    self._next = at + 1.0 / self.rate
+                generation = self._generation
+                if at <= now:
+                    return self._send(now, generation)
             self.sleep(at - now)
+            with self._cond:
+                if generation == self._generation and not self._probe_out:  # no cut or hold while it waited
+                    return self._send(self.clock(), generation)
+            # the slot was given at a pace that no longer holds: take a new one
+
+    def _send(self, now: float, generation: int) -> int:
+        if self._hold > 0:
+            self._probe_out = True
+        if not self._sent:
+            self._active_since = now
+        self._sent.append(now)
+        while self._sent and self._sent[0] < now - self._span():
+            self._sent.popleft()
         return generation
 
-    def throttled(self, generation: int) -> None:
-        with self._lock:
-            self.throttles += 1
-            if generation != self._generation:
-                return  # sent before the last cut: that cut already answered it
-            self._generation += 1
-            self.ceiling = max(self.floor, min(self.ceiling, self.rate * 0.9))
-            self.rate = max(self.floor, self.rate * 2 / 3)
+    def _fresh(self, now: float) -> None:
+        """After a pause (or at first), measurements start again and a second's worth of
+        calls may go at once, as a token bucket that has filled up allows."""
+        self._sent.clear()
+        self._admitted.clear()
+        self._credit = self.rate
+        self._active_since = now
 
-    def succeeded(self) -> None:
-        with self._lock:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.02)
+    def _span(self) -> float:
+        return max(1.0, 10.0 / self.rate)
+
+    def measured(self) -> float:
+        """Calls a second really sent, over the last second or so (0 before the first)."""
+        with self._cond:
+            return self._measured(self.clock())
+
+    def _measured(self, now: float) -> float:
+        span = self._span()
+        recent = [t for t in self._sent if t >= now - span]
+        if len(recent) < 2:
+            return 0.0
+        return len(recent) / max(now - recent[0], span / 2)
+
+    def _admitted_rate(self, now: float, lookback: float) -> float:
+        while self._admitted and self._admitted[0] < now - self.LOOKBACK_MAX:
+            self._admitted.popleft()
+        since = now - lookback
+        count = sum(1 for t in self._admitted if t >= since)
+        return count / max(1.0, now - max(since, self._active_since))
+
+    # -- answers ---------------------------------------------------------------------
+    def throttled(self, generation: int) -> None:
+        with self._cond:
+            self.throttles += 1
+            self._answered()
+            if generation != self._generation:
+                return  # sent before the last cut or hold: that one already answered it
+            now = self.clock()
+            self._generation += 1
+            if self._ok_since_cut or self.known is None:
+                self._cut(now)
+            else:  # nothing got through since the cut: the window is empty, wait it out
+                self._hold = self.HOLD_FIRST if self._hold == 0 else min(self.HOLD_MAX, 2 * self._hold)
+                self._next = now + self._hold  # slots given before it are void
+                self._credit = 0
+
+    def failed(self, generation: int | None = None) -> None:
+        """Any other answer (or none): it says nothing about the quota."""
+        with self._cond:
+            self._answered()
+
+    def _answered(self) -> None:
+        if self._probe_out:
+            self._probe_out = False
+            self._next = min(self._next, self.clock())
+            self._cond.notify_all()
+
+    def _cut(self, now: float) -> None:
+        slow_start = self.known is None
+        lookback = self.LOOKBACK_MIN if slow_start else min(self.LOOKBACK_MAX, max(self.LOOKBACK_MIN, now - self._cut_at))
+        admitted = self._admitted_rate(now, lookback)
+        self.known = max(self.floor, min(self.rate, admitted) if admitted > 0 else self.rate * self.BETA)
+        self.rate = max(self.floor, self.known * self.BETA)
+        self.cuts += 1
+        self._cut_generation, self._cut_at = self._generation, now
+        self._ok_since_cut, self._hold, self._since_cut = False, 0.0, 0
+        self._step, self._step_at, self._step_calls = 0, now, 0
+        self._next = now + 1.0 / self.rate
+        self._credit = 0
+
+    def succeeded(self, generation: int | None = None) -> None:
+        with self._cond:
+            now = self.clock()
+            self._admitted.append(now)
+            self._answered()
+            if generation is not None and generation < self._cut_generation:
+                return  # sent before the cut: says nothing about the new rate
+            self._ok_since_cut, self._hold = True, 0.0
+            self._grow(now)
+
+    def _grow(self, now: float) -> None:
+        cap = max(self.rate, self.start, 2 * self._measured(now))
+        if self.known is None:
+            rate = self.rate * self.START_GROWTH ** (1.0 / self.rate)
+        else:
+            self._since_cut += 1
+            recover = max(self.RECOVER_CALLS, self.known * self.RECOVER_SECONDS)
+            if self._since_cut < recover:
+                left = 1.0 - self._since_cut / recover
+                rate = self.known * (1.0 - (1.0 - self.BETA) * left ** 3)
+                self._step_at = now
+            else:
+                self._step_calls += 1
+                if now - self._step_at >= self.STEP_SECONDS and self._step_calls >= self.STEP_CALLS:
+                    self._step, self._step_at, self._step_calls = self._step + 1, now, 0
+                rate = self.known * (1.0 + self.PROBE) ** self._step
+        self.rate = max(self.floor, min(rate, cap))
 
 
 class PacedEcs:
@@ -78,8 +232,13 @@ class PacedEcs:
         except EcsCallError as err:
             if err.kind == "throttled":
                 pacer.throttled(generation)
+            else:
+                pacer.failed(generation)
             raise
-        pacer.succeeded()
+        except BaseException:
+            pacer.failed(generation)
+            raise
+        pacer.succeeded(generation)
         return result
 
     # The typed calls of EcsApi, routed through `call` above.

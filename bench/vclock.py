@@ -1,0 +1,97 @@
+"""Virtual time for threaded code: a discrete-event clock.
+
+`sleep(d)` blocks the calling thread until virtual time reaches now + d. Time never moves
+while any thread of the run is working: a scheduler thread moves it to the earliest
+wake-up only when every other thread is either asleep on this clock or blocked where it
+waits for another thread (a worker pool's queue, a future, a join). So an hour of
+throttled fleet reset runs in seconds, and what happens in it does not depend on how
+busy the machine is: CPU time costs no virtual time, only sleeps do (the emulated ECS
+latency, the pace's spacing, the retry backoff).
+
+How a thread is told to be blocked rather than working: by its current Python frame
+(`sys._current_frames`). A thread woken by another thread (not by this clock) can look
+blocked for a moment after the wake-up; quiescence must be seen twice, a moment apart,
+before time moves, which leaves only a race that starts a worker a little late.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+_THREADING = os.path.dirname(threading.__file__)
+# (file ends with, function): frames where a thread waits for another thread, not working.
+_BLOCKED = {
+    ("threading.py", "wait"),  # Condition.wait: futures, queues, events
+    ("threading.py", "_wait_for_tstate_lock"),  # Thread.join
+    ("concurrent/futures/thread.py", "_worker"),  # an idle pool worker: work_queue.get()
+}
+
+
+class VirtualClock:
+    def __init__(self, start: float = 1000.0):
+        self._now = start
+        self._cond = threading.Condition()
+        self._sleepers: dict[int, float] = {}  # thread ident -> wake time
+        self._stop = False
+        self.advances = 0
+        self._scheduler = threading.Thread(target=self._run, name="virtual-clock", daemon=True)
+        self._scheduler.start()
+
+    def now(self) -> float:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        ident = threading.get_ident()
+        with self._cond:
+            wake = self._now + max(0.0, seconds)
+            self._sleepers[ident] = wake
+            self._cond.notify_all()
+            while self._now < wake:
+                self._cond.wait()
+            del self._sleepers[ident]
+
+    advance = sleep  # the emulator's ManualClock interface
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._scheduler.join()
+
+    # -- the scheduler -----------------------------------------------------------------
+    def _quiet(self) -> bool:
+        """Every thread but this one asleep on the clock (and not due) or blocked."""
+        frames = sys._current_frames()
+        me = threading.get_ident()
+        for ident, frame in frames.items():
+            if ident == me:
+                continue
+            wake = self._sleepers.get(ident)
+            if wake is not None:
+                if wake > self._now:
+                    continue
+                return False  # due: woken, not yet running
+            name = frame.f_code.co_filename.replace("\\", "/")
+            if not any(name.endswith(f) and frame.f_code.co_name == fn for f, fn in _BLOCKED):
+                return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                if not self._sleepers or not self._quiet():
+                    self._cond.wait(0.0005)
+                    continue
+            time.sleep(0.0001)  # let a thread that was just woken show itself
+            with self._cond:
+                if self._stop:
+                    return
+                if self._sleepers and self._quiet():
+                    self._now = max(self._now, min(self._sleepers.values()))
+                    self.advances += 1
+                    self._cond.notify_all()
