@@ -504,10 +504,12 @@ class EcsBackend:
             self.snapshot_failures.setdefault(disk_id, []).extend([at_percent] * times)
 
     def fail_snapshot(self, snapshot_id: str) -> None:
-        """A snapshot in progress fails now, at the progress it has reached."""
+        """A snapshot in progress fails now, at the progress it has reached (a finished one
+        stays as it is)."""
         with self.lock:
-            snap = self.snapshots[snapshot_id]
-            snap.fails_at = snap.progress(self.clock.now())
+            snap, now = self.snapshots[snapshot_id], self.clock.now()
+            if snap.status(now) == "progressing":
+                snap.fails_at = snap.progress(now)
 
     # -- what tests and the demo read back ----------------------------------------
     def status_of(self, resource_id: str) -> str:
