@@ -344,3 +344,17 @@ def test_the_ram_policy_allows_snapshots_only_of_disks_it_may_wipe():
     assert on_disks["Condition"] == {"StringEquals": {"ecs:tag/reinit-allowed": "true"}}  # the ReInitDisk tag
     assert on_snapshots["Resource"] == "acs:ecs:*:*:snapshot/*" and "Condition" not in on_snapshots
     assert (listing["Action"], listing["Resource"]) == (["ecs:DescribeSnapshots"], "*")  # a list action
+
+
+def test_in_a_batch_the_snapshot_calls_are_paced_like_every_other_api(cloud, clock, env):
+    from dataclasses import replace
+
+    from reinit.pace import PacedEcs, Paces
+    paces = Paces(clock.now, clock.advance, rate=1.0)
+    ctx = context(cloud, clock, env, seconds=900)
+    ctx = replace(ctx, ecs=PacedEcs(ctx.ecs, paces))
+    started = clock.now()
+    ids = [evidence_snapshot(ctx, disk_id(n), instance_id(n), "batch-1", 30) for n in (1, 2)]
+    assert len(set(ids)) == 2 and {"CreateSnapshot", "DescribeSnapshots"} <= set(paces.pacers)
+    creates = [c for c in cloud.calls("CreateSnapshot") if c["Status"] == 200]
+    assert len(creates) == 2 and clock.now() - started >= 2 * SNAPSHOT_SECONDS
