@@ -213,7 +213,7 @@ def test_a_reused_nonce_is_refused(cloud, algorithm, monkeypatch):
     monkeypatch.setattr(OpenApiUtils, "get_nonce", staticmethod(lambda: "the-same-nonce-twice"))
     assert _describe(cloud, algorithm).status_code == 200
     assert _code(lambda: _describe(cloud, algorithm)) == ("SignatureNonceUsed", 400)
-    # Another key's nonce space is its own; a refused signature does not burn the nonce.
+    # The signature is checked before the nonce: a forged request is refused as such.
     assert _code(lambda: sdk(cloud, secret="wrong", algorithm=algorithm).describe_instances(
         ecs_models.DescribeInstancesRequest(region_id=REGION)))[0] == "SignatureDoesNotMatch"
     assert [c["Code"] for c in cloud.calls("DescribeInstances")] == [None, None, "SignatureNonceUsed", "SignatureDoesNotMatch"]
