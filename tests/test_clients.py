@@ -56,19 +56,20 @@ class Legacy:
         return info.value.get_error_code(), info.value.get_http_status()
 
 
-def describe_disks(**params):
-    req = DescribeDisksRequest()
+def _request(cls, **params):
+    """A typed request of the legacy SDK, with its set_<Name> setters called."""
+    req = cls()
     for name, value in params.items():
         getattr(req, f"set_{name}")(value)
     return req
+
+
+def describe_disks(**params):
+    return _request(DescribeDisksRequest, **params)
 
 
 def reinit_request(disk, **params):
-    req = ReInitDiskRequest()
-    req.set_DiskId(disk)
-    for name, value in params.items():
-        getattr(req, f"set_{name}")(value)
-    return req
+    return _request(ReInitDiskRequest, DiskId=disk, **params)
 
 
 def test_legacy_sdk_makes_the_functions_calls(cloud, clock):
@@ -101,6 +102,35 @@ def test_legacy_sdk_makes_the_functions_calls(cloud, clock):
     assert cloud.ecs.disks[disk_id(1)].reinit_count == 1
     call = cloud.calls("ReInitDisk")[-1]
     assert call["Params"]["Password"] == "<redacted>" and call["Params"]["DiskId"] == disk_id(1)
+
+
+def test_legacy_sdk_makes_the_evidence_snapshot_calls(cloud, clock):
+    """CreateSnapshot (tags, ClientToken, RetentionDays) and DescribeSnapshots, then ReInitDisk
+    refused while the snapshot is unfinished, through the legacy SDK's typed requests."""
+    from aliyunsdkecs.request.v20140526.CreateSnapshotRequest import CreateSnapshotRequest
+    from aliyunsdkecs.request.v20140526.DescribeSnapshotsRequest import DescribeSnapshotsRequest
+
+    legacy = Legacy(cloud)
+
+    def create():
+        return legacy(_request(CreateSnapshotRequest, DiskId=disk_id(1), ClientToken="evt-1-d1", RetentionDays=7,
+                               SnapshotName="reinit-evidence", Tags=[{"Key": "reinit-event", "Value": "evt-1"}]))
+
+    first = create()["SnapshotId"]
+    assert create()["SnapshotId"] == first  # the same ClientToken: the same snapshot, not a second one
+    assert legacy.error(reinit_request(disk_id(1))) == ("DiskCreatingSnapshot", 403)
+
+    def describe():
+        (snap,) = legacy(_request(DescribeSnapshotsRequest, SnapshotIds=json.dumps([first])))["Snapshots"]["Snapshot"]
+        return snap
+
+    snap = describe()
+    assert (snap["SourceDiskId"], snap["Status"], snap["RetentionDays"]) == (disk_id(1), "progressing", 7)
+    assert {"TagKey": "reinit-event", "TagValue": "evt-1"} in snap["Tags"]["Tag"]
+    clock.advance(cloud.ecs.timings["snapshot"])
+    assert (describe()["Status"], describe()["Progress"]) == ("accomplished", "100%")
+    assert legacy(reinit_request(disk_id(1)))["RequestId"]
+    assert legacy.error(_request(CreateSnapshotRequest, DiskId="d-bp1nosuchdisk00001")) == ("InvalidDiskId.NotFound", 404)
 
 
 # (ReInitDisk parameters, seed change, code, status): the error answers the function reads.
