@@ -75,9 +75,16 @@ def test_node_ecs_makes_the_functions_calls(drive, cloud, algorithm):
         ecs("reInitDisk", diskId="d-bp1nosuchdisk00001"),
         ecs("reInitDisk", diskId=disk_id(3), keyPairName="nobody-key"),
         ecs("stopInstance", instanceId="i-bp1nosuchinst00001"),
+        ecs("createSnapshot", diskId=disk_id(4), clientToken="evt-9-d4", retentionDays=7,
+            tag=[{"key": "reinit-event", "value": "evt-9"}]),
+        ecs("createSnapshot", diskId=disk_id(4), clientToken="evt-9-d4", retentionDays=7,
+            tag=[{"key": "reinit-event", "value": "evt-9"}]),
+        ecs("describeSnapshots", regionId=REGION, diskId=disk_id(4)),
+        ecs("reInitDisk", diskId=disk_id(4)),
         signatureAlgorithm=algorithm,
     )
-    described, tagged, instances, started, reinit, again, missing, bad_key, no_instance = results
+    described, tagged, instances, started, reinit, again, missing, bad_key, no_instance = results[:9]
+    snapshot, same_token, snapshots, while_snapshot = results[9:]
     assert [d["DiskId"] for d in described["body"]["Disks"]["Disk"]] == [disk_id(1)]
     assert tagged["body"]["TotalCount"] == 4
     assert sorted((i["InstanceId"], i["Status"]) for i in instances["body"]["Instances"]["Instance"]) == [
@@ -90,6 +97,10 @@ def test_node_ecs_makes_the_functions_calls(drive, cloud, algorithm):
     assert cloud.ecs.disks[disk_id(1)].reinit_count == 1 and cloud.ecs.disks[disk_id(3)].reinit_count == 0
     assert cloud.ecs.status_of(instance_id(2)) in ("Starting", "Running")
     assert cloud.calls("ReInitDisk")[0]["Params"]["Password"] == "<redacted>"
+    assert snapshot["body"]["SnapshotId"] == same_token["body"]["SnapshotId"]  # one ClientToken, one snapshot
+    (snap,) = snapshots["body"]["Snapshots"]["Snapshot"]
+    assert (snap["SnapshotId"], snap["Status"], snap["RetentionDays"]) == (snapshot["body"]["SnapshotId"], "progressing", 7)
+    assert failure(while_snapshot) == ("DiskCreatingSnapshot", 403)
 
 
 @pytest.mark.parametrize("algorithm", [None, "v2"], ids=["ACS3-HMAC-SHA256", "RPC-HMAC-SHA1"])
