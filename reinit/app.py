@@ -1,11 +1,15 @@
-"""One invocation, end to end: door -> parse -> validate -> flow -> notify -> answer.
+"""One invocation, end to end: door -> parse -> validate -> policy -> flow -> notify -> answer.
 
-`App` holds what lives across invocations of one instance (the clients, the clock); the
-rest is built per invocation. index.py is a thin shell around one App.
+`App` holds what lives across invocations of one instance (the clients, the stores, the
+learned pace, the clock); `Invocation` is one invocation, in named steps. index.py is a
+thin shell around one App.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import random as _random
@@ -17,21 +21,23 @@ from reinit import events
 from reinit.chunks import splitter
 from reinit.clients import ClientCache, resolve_credentials
 from reinit.config import Config, load_config
-from reinit.errors import FAILED, REJECTED, ReinitError, failed
-from reinit.events import HTTP, Invocation
+from reinit.errors import FAILED, REJECTED, ReinitError, failed, rejected
+from reinit.events import EVENTBRIDGE, HTTP, INVOKE
 from reinit.fleet import run_batch
 from reinit.flow import run_single
-from reinit.idempotency import IdempotencyStore, LocalReplayGuard, StoreUnavailable
+from reinit.idempotency import IdempotencyStore, LocalReplayGuard, StoreUnavailable, fingerprint
 from reinit.log import Log
 from reinit.notify import PublishError
 from reinit.pace import Paces
 from reinit.report import Meta, batch_http_status, http_status, notification, summary, summary_message
-from reinit.request import RequestError, parse_request, shown
+from reinit.request import Request, RequestError, parse_request, shown
 from reinit.result import Context, Once, Result
-from reinit.retry import full_jitter
+from reinit.retry import Retrier
+from reinit.scrub import Scrubber
 from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
+PUBLISH_ATTEMPTS = 4
 
 
 class InvocationFailed(Exception):
@@ -48,6 +54,10 @@ class Deadline:
         # Leave time to notify and answer before Function Compute ends the invocation.
         return self.start + self.timeout - min(5.0, self.timeout * 0.1)
 
+    @property
+    def hard_end(self) -> float:
+        return self.start + self.timeout - min(0.5, self.timeout * 0.01)
+
 
 def function_timeout(context) -> float | None:
     fn = getattr(context, "function", None)
@@ -63,11 +73,10 @@ class App:
         self.env = env if env is not None else os.environ
         self.clock, self.sleep, self.random, self.wall = clock, sleep, random, wall
         self.clients = ClientCache()
-        self._warned_no_topic = False
-        self._warned_no_store = False
+        self.warned: set[str] = set()  # one-per-instance warnings already written
         self._stores: dict[tuple, IdempotencyStore] = {}
-        self._replays = LocalReplayGuard()
         self._paces: dict[tuple, Paces] = {}  # learned per region and endpoint, kept while warm
+        self.replays = LocalReplayGuard()
 
     def store(self, config: Config) -> IdempotencyStore | None:
         if not config.idempotency_url:
@@ -77,8 +86,8 @@ class App:
             self._stores[key] = IdempotencyStore(config.idempotency_url, config.idempotency_ttl)
         return self._stores[key]
 
-    def paces(self, config: Config) -> Paces:
-        key = (config.region, config.ecs_endpoint, config.fleet_rate)
+    def paces(self, config: Config, region: str | None = None) -> Paces:
+        key = (region or config.region, config.ecs_endpoint, config.fleet_rate)
         if key not in self._paces:
             self._paces[key] = Paces(self.clock, self.sleep, config.fleet_rate)
         return self._paces[key]
@@ -90,201 +99,297 @@ class App:
         if not config.problems and creds:
             self.clients.get(config, creds)
 
-    # -- the invocation --------------------------------------------------------------
     def handle(self, event, context):
         """One invocation. Whatever happens, the caller gets an answer, never a traceback;
         only InvocationFailed (documented, after notifying) ends it with an error."""
         try:
-            return self._handle(event, context)
+            return Invocation(self, event, context).run()
         except InvocationFailed:
             raise
-        except Exception as err:  # a bug before the guarded part: answer it all the same
+        except Exception as err:  # a bug before anything could be set up: answer it all the same
             Log({"invocation": getattr(context, "request_id", None)}).error("internal.error", error=type(err).__name__)
-            try:
-                trigger = events.parse_event(event).trigger
-            except Exception:
-                trigger = events.INVOKE
             result = Result(FAILED, "InternalError", "An internal error occurred; see the function log.", status=500)
+            trigger = _trigger_of(event)
             body = notification(result, Meta(trigger, None, getattr(context, "request_id", None), None))
-            return self._http_answer(500, body) if trigger == HTTP else body
+            return http_answer(500, body) if trigger == HTTP else body
 
-    def _handle(self, event, context):
-        start = self.clock()
-        invocation_id = getattr(context, "request_id", None)
-        config = load_config(self.env, function_timeout(context))
-        deadline = Deadline(start, config.function_timeout or DEFAULT_TIMEOUT)
-        inv = events.parse_event(event)
-        log = Log({"invocation": invocation_id, "trigger": inv.trigger}, secrets=[config.webhook_secret])
-        creds = resolve_credentials(context, self.env)
-        if creds:
-            log.add_secret(creds.access_key_secret)
-            log.add_secret(creds.security_token)
-        meta = Meta(inv.trigger, inv.event_id, invocation_id, config.region)
 
+def _trigger_of(event) -> str:
+    try:
+        return events.parse_event(event).trigger
+    except Exception:
+        return INVOKE
+
+
+def http_answer(status: int, body: dict) -> dict:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+            "isBase64Encoded": False, "body": json.dumps(body)}
+
+
+class Invocation:
+    """One invocation in named steps. Every failure becomes a Result that is published
+    (when the request was authenticated) and answered."""
+
+    def __init__(self, app: App, event, context):
+        self.app, self.context = app, context
+        self.start = app.clock()
+        self.invocation_id = getattr(context, "request_id", None)
+        self.config = load_config(app.env, function_timeout(context))
+        self.deadline = Deadline(self.start, self.config.function_timeout or DEFAULT_TIMEOUT)
+        self.inv = events.parse_event(event)
+        self.scrubber = Scrubber([self.config.webhook_secret])
+        self.log = Log({"invocation": self.invocation_id, "trigger": self.inv.trigger}, scrubber=self.scrubber)
+        self.creds = resolve_credentials(context, app.env)
+        if self.creds:
+            self.scrubber.add(self.creds.access_key_secret)
+            self.scrubber.add(self.creds.security_token)
+        self.region = self.config.region
+        self.store = self._open_store()
+
+    # -- the steps ----------------------------------------------------------------------
+    def run(self):
+        if self.inv.trigger == HTTP:
+            refusal = self.door()
+            if refusal is not None:  # logged, never published: anyone could fill the topic
+                self.log.warning("http.refused", code=refusal.code, reason=refusal.reason)
+                return http_answer(http_status(refusal), self.scrubbed(notification(refusal, self.meta())))
+            events.http_fields(self.inv)
         try:
-            store = self.store(config)
-        except Exception as err:  # redis-py refused the URL itself
-            store = None
-            config = replace(config, problems=(*config.problems, f"REINIT_IDEMPOTENCY_URL is not usable ({type(err).__name__})"))
-        if store is None and not self._warned_no_store and not config.idempotency_url:
-            log.warning("idempotency.disabled", reason="REINIT_IDEMPOTENCY_URL is not set: duplicate events are not suppressed")
-            self._warned_no_store = True
-        if inv.trigger == HTTP:
-            refusal = self._http_door(inv, config, log, store)
-            if refusal is not None:
-                body = notification(refusal, meta)
-                log.warning("http.refused", code=refusal.code, reason=refusal.reason)
-                return self._http_answer(http_status(refusal), body)
-            events.http_fields(inv)
-
-        try:
-            if inv.malformed:
-                raise events.malformed_error(inv)
-            if config.problems:
-                raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(config.problems) + ".")
-            if isinstance(inv.fields.get("Password"), str):  # redact it even if the request is refused
-                log.add_secret(inv.fields["Password"])
-            request = parse_request(inv.fields, inv.trigger)
-            if request.password is not None:
-                log.add_secret(request.password.reveal())
-            if creds is None:
-                raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
-            ecs, publisher = self.clients.get(config, creds)
-            ctx = Context(ecs, config, self.clock, self.sleep, self.random, deadline.work_ends, log,
-                          once=self._once(store, inv, deadline, request))
+            request = self.validate()
+            ctx = self.context_for(request)
             if request.is_batch:
-                split = self._splitter(ctx, request, inv, creds, context, invocation_id)
-                return self._batch(ctx, request, meta, publisher, start, split)
+                return self.batch(ctx, request)
             result = run_single(ctx, request)
         except RequestError as err:
             result = Result.from_error(err, err.disk_id, err.instance_id)
         except ReinitError as err:
-            result = Result.from_error(err, *self._selectors(inv))
+            result = Result.from_error(err, *self.selectors())
         except Exception as err:  # a bug: still answered and notified, never a traceback to the caller
-            log.error("internal.error", error=type(err).__name__, trace=traceback.format_exc(limit=8))
+            self.log.error("internal.error", error=type(err).__name__, trace=traceback.format_exc(limit=8))
             result = Result(FAILED, "InternalError", "An internal error occurred; see the function log.",
-                            False, *self._selectors(inv), status=500)
+                            False, *self.selectors(), status=500)
+        return self.finish(result)
 
-        body = notification(result, meta)
-        publisher = self._publisher_or_none(config, creds)
-        published = self._publish(publisher, config, body, result.outcome, log)
-        log.info("result", disk=result.disk_id, outcome=result.outcome, code=result.code,
-                 ecs_request_id=result.ecs_request_id, duration=round(self.clock() - start, 3))
-        if inv.trigger != HTTP and not published and (store is not None or not result.may_have_run):
-            # The topic stayed down: end with an error so that the platform retries and, in the
-            # end, the asynchronous failure destination gets the outcome. Only where a retry
-            # cannot wipe again: a store answers it from the record, or nothing was written.
-            raise InvocationFailed(json.dumps({**body, "NotificationFailed": True}))
-        return self._answer(inv, result, body)
-
-    # -- pieces -------------------------------------------------------------------------
-    def _once(self, store, inv: Invocation, deadline: Deadline, request) -> Once | None:
-        if store is None:
-            return None
-        if request.batch_id is not None:  # a chunk of a split batch: idempotent by (BatchId, Chunk)
-            key = f"chunk:{request.batch_id}#{request.chunk}"
-        elif inv.event_id is None:
-            return None
-        elif inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
-            key = f"{inv.trigger}:idempotency-key:" + inv.http.headers["idempotency-key"][:256]
-        else:
-            key = f"{inv.trigger}:{inv.event_id}"
-        hold = deadline.start + deadline.timeout - self.clock() + 5.0
-        return Once(store, key, hold)
-
-    def _splitter(self, ctx: Context, request, inv: Invocation, creds, context, invocation_id):
-        """Where Function Compute can be reached, a selection too large for one invocation
-        is split into chunks and handed to asynchronous invocations of this function."""
-        config = ctx.config
-        function_name = config.function_name or getattr(getattr(context, "function", None), "name", None)
-        if not config.fc_endpoint or not function_name or request.batch_id is not None:
-            return None
-        usable = max(0.0, ctx.deadline - self.clock() - 30.0)
-        limit = config.fleet_chunk or max(1, int(config.fleet_rate * usable * 0.8))
-        return splitter(ctx, request, f"{inv.trigger}:{inv.event_id or invocation_id}", creds, function_name, limit)
-
-    def _http_door(self, inv: Invocation, config: Config, log: Log, store) -> Result | None:
+    def door(self) -> Result | None:
         """Method (405), decoded size (413), then signature (401): section 11, "HTTP order".
         A signature is accepted once: a replay inside the window is 401 too."""
-        if inv.http.method != "POST":
+        http = self.inv.http
+        if http.method != "POST":
             return Result(REJECTED, "MethodNotAllowed", "Only POST starts a reinit.", status=405)
-        if inv.http.body is not None and len(inv.http.body) > MAX_BODY_BYTES:
+        if http.body is not None and len(http.body) > MAX_BODY_BYTES:
             return Result(REJECTED, "PayloadTooLarge", "The body is larger than 64 KiB.", status=413)
-        if config.webhook_auth != "hmac":
+        if self.config.webhook_auth != "hmac":
             return None
         try:
-            signature = verify(config.webhook_secret, inv.http.headers, inv.http.body, self.wall())
+            signature = verify(self.config.webhook_secret, http.headers, http.body, self.app.wall())
         except ReinitError as err:
             return Result.from_error(err)
         ttl = 2 * WINDOW_SECONDS + 60
         try:
-            fresh = store.first_use(signature, ttl) if store else self._replays.first_use(signature, self.wall(), ttl)
+            fresh = (self.store.first_use(signature, ttl) if self.store
+                     else self.app.replays.first_use(signature, self.app.wall(), ttl))
         except StoreUnavailable as err:
-            log.error("idempotency.unavailable", error=str(err))
+            self.log.error("idempotency.unavailable", error=str(err))
             return Result(FAILED, "ServiceUnavailable", "The replay store is unreachable; try again.", True, status=503)
         if not fresh:
             return Result(REJECTED, "Unauthorized.Signature", "The request signature was not accepted.", status=401,
                           reason="the signature was already used (a replay)")
         return None
 
-    @staticmethod
-    def _selectors(inv: Invocation) -> tuple[str | None, str | None]:
-        fields = inv.fields or {}
-        return shown(fields.get("DiskId")), shown(fields.get("InstanceId"))
+    def validate(self) -> Request:
+        """The request, parsed and checked against the function's own policy."""
+        inv, config = self.inv, self.config
+        if inv.malformed:
+            raise events.malformed_error(inv)
+        if config.problems:
+            raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(config.problems) + ".")
+        if isinstance(inv.fields.get("Password"), str):  # redact it even if the request is refused
+            self.scrubber.add(inv.fields["Password"])
+        request = parse_request(inv.fields, inv.trigger)
+        if request.password is not None:
+            self.scrubber.add(request.password.reveal())
+        return self.apply_policy(request)
 
-    def _publisher_or_none(self, config: Config, creds):
-        if not config.topic or not config.mns_endpoint or creds is None:
+    def apply_policy(self, request: Request) -> Request:
+        """Region, snapshot and event rules of the configuration (sections 3, 6)."""
+        config = self.config
+        region = request.region_id
+        if self.inv.trigger == EVENTBRIDGE:
+            region = self.inv.extra.get("region") or region
+            # The login of an instance an event reinitializes is the function's choice.
+            request = replace(request, key_pair_name=config.event_key_pair_name)
+        region = region or config.region
+        if region not in config.regions:
+            raise rejected("Forbidden.Region", f"Region {shown(region)} is not one of REINIT_REGIONS "
+                           f"({', '.join(config.regions)}); nothing was done.")
+        self.region = region
+        if config.snapshot == "always" and request.snapshot is False:
+            raise rejected("InvalidParameter.Conflict", "REINIT_SNAPSHOT=always: every wipe keeps a snapshot first; "
+                           "Snapshot cannot be false.")
+        if config.snapshot == "never" and request.snapshot:
+            raise rejected("InvalidParameter.Conflict", "REINIT_SNAPSHOT=never: this function takes no snapshots.")
+        return replace(request, region_id=region, snapshot=config.snapshot == "always" or bool(request.snapshot))
+
+    def context_for(self, request: Request) -> Context:
+        if self.creds is None:
+            raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
+        ecs = self.app.clients.ecs_for(self.config, self.creds, self.region)
+        ctx = Context(ecs, self.config, self.app.clock, self.app.sleep, self.app.random, self.deadline.work_ends,
+                      self.log)
+        return replace(ctx, once=self.once(request))
+
+    def once(self, request: Request) -> Once | None:
+        """The idempotency key of this request (section 11, "Idempotency"), bound to the
+        store; the same key with another request is refused."""
+        key = self.idempotency_key(request)
+        if self.store is None or key is None:
             return None
         try:
-            return self.clients.get(config, creds)[1]
-        except Exception:
+            other = self.store.remember_request(key, self.fingerprint(request))
+        except StoreUnavailable as err:
+            self.log.error("idempotency.unavailable", error=str(err))
+            raise failed("ServiceUnavailable", "The idempotency store cannot be used; nothing was done, so that no "
+                         "disk can be wiped twice.", retryable=True) from None
+        if other is not None:
+            raise rejected("InvalidParameter.Conflict", "This idempotency key was already used for a different "
+                           "request; use a new ClientToken (or Idempotency-Key) for a new request.")
+        hold = self.deadline.start + self.deadline.timeout - self.app.clock() + 5.0
+        return Once(self.store, key, hold, self.invocation_id or "")
+
+    def idempotency_key(self, request: Request) -> str | None:
+        """ClientToken, else an HTTP Idempotency-Key, else the trigger's own id; for invoke,
+        the Function Compute request id, which FC keeps across its retries of an async
+        invocation. A chunk of a split batch is keyed by (BatchId, Chunk)."""
+        inv = self.inv
+        if request.batch_id is not None:
+            return f"chunk:{request.batch_id}#{request.chunk}"
+        if request.client_token:
+            return f"client-token:{request.client_token}"
+        if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
+            return "http:idempotency-key:" + inv.http.headers["idempotency-key"][:256]
+        if inv.event_id is not None:
+            return f"{inv.trigger}:{inv.event_id}"
+        if inv.trigger == INVOKE and self.invocation_id:
+            return f"invoke:{self.invocation_id}"
+        return None
+
+    def fingerprint(self, request: Request) -> str:
+        """A keyed hash of what the request asks for. The Password enters only as an HMAC
+        under the webhook secret, or, without one, only as present or not."""
+        view = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)
+                if f.name not in ("password", "client_token", "batch_id", "chunk", "chunks")}
+        view = json.loads(json.dumps(view, default=list))
+        secret = self.config.webhook_secret
+        if request.password is None:
+            view["password"] = None
+        elif secret:
+            view["password"] = hmac.new(secret.encode(), request.password.reveal().encode(), hashlib.sha256).hexdigest()
+        else:
+            view["password"] = True
+        return fingerprint(view, secret)
+
+    def batch(self, ctx: Context, request: Request):
+        meta = self.meta()
+        publisher = self.publisher()
+
+        def on_result(result: Result) -> None:
+            self.publish(publisher, notification(result, meta), result.outcome)
+
+        split = self.splitter(ctx, request)
+        results, refusal, figures = run_batch(ctx, request, self.app.paces(self.config, self.region), on_result, split)
+        full = summary(results, meta, self.app.clock() - self.start, refusal)
+        full.update(figures)
+        self.publish(publisher, summary_message(full), "Summary")
+        self.log.info("batch.result", outcome=full["Outcome"], code=full["Code"], total=full["Total"],
+                      counts=full["Counts"], duration=full["DurationSeconds"])
+        full = self.scrubbed(full)
+        if self.inv.trigger == HTTP:
+            return http_answer(batch_http_status(full, refusal), full)
+        return full
+
+    def splitter(self, ctx: Context, request: Request):
+        """Where Function Compute can be reached, a selection too large for one invocation
+        is split into chunks and handed to asynchronous invocations of this function."""
+        config = self.config
+        function_name = config.function_name or getattr(getattr(self.context, "function", None), "name", None)
+        if not config.fc_endpoint or not function_name or request.batch_id is not None:
             return None
+        usable = max(0.0, ctx.deadline - self.app.clock() - 30.0)
+        limit = config.fleet_chunk or max(1, int(config.fleet_rate * usable * 0.8))
+        key = self.idempotency_key(request) or f"{self.inv.trigger}:{self.invocation_id}"
+        return splitter(ctx, request, key, self.creds, function_name, limit)
 
-    def _publish(self, publisher, config: Config, body: dict, tag: str, log: Log) -> bool:
-        """Publish with retries; if the topic stays down, the whole outcome goes to the log.
-        False only where a topic is configured and the message could not be published."""
-        if publisher is None:
-            if not config.topic and not self._warned_no_topic:
-                log.warning("notify.disabled", reason="REINIT_TOPIC is not set: outcomes are only logged")
-                self._warned_no_topic = True
-            if config.topic:
-                log.error("notify.unavailable", notification=body)
-                return False
-            return True
-        for attempt in range(1, 5):
-            try:
-                message_id = publisher.publish(body, tag)
-                log.info("notify.published", topic=config.topic, message_id=message_id, tag=tag)
-                return True
-            except PublishError as err:
-                if not err.retryable or attempt == 4:
-                    log.error("notify.failed", topic=config.topic, code=err.code, notification=body)
-                    return False
-                self.sleep(full_jitter(attempt, self.random, base=0.2, cap=2.0))
-        return False
-
-    def _answer(self, inv: Invocation, result: Result, body: dict):
-        if inv.trigger == HTTP:
-            return self._http_answer(http_status(result), body)
+    def finish(self, result: Result):
+        """Publish the outcome, log it, and answer; end with an error where the platform
+        should retry (section 11, "Which invocations fail")."""
+        body = self.scrubbed(notification(result, self.meta()))
+        published = self.publish(self.publisher(), body, result.outcome)
+        self.log.info("result", disk=result.disk_id, outcome=result.outcome, code=result.code,
+                      ecs_request_id=result.ecs_request_id, duration=round(self.app.clock() - self.start, 3))
+        if self.inv.trigger == HTTP:
+            return http_answer(http_status(result), body)
+        if not published and (self.store is not None or not result.may_have_run):
+            # The topic stayed down: end with an error so that the platform retries and, in the
+            # end, the asynchronous failure destination gets the outcome. Only where a retry
+            # cannot wipe again: a store answers it from the record, or nothing was written.
+            raise InvocationFailed(json.dumps({**body, "NotificationFailed": True}))
         if result.outcome == FAILED and result.retryable:
             raise InvocationFailed(json.dumps(body))
         return body
 
-    @staticmethod
-    def _http_answer(status: int, body: dict) -> dict:
-        return {"statusCode": status, "headers": {"Content-Type": "application/json"},
-                "isBase64Encoded": False, "body": json.dumps(body)}
+    # -- pieces -------------------------------------------------------------------------
+    def meta(self) -> Meta:
+        return Meta(self.inv.trigger, self.inv.event_id, self.invocation_id, self.region)
 
-    def _batch(self, ctx: Context, request, meta: Meta, publisher, start: float, split=None):
-        def on_result(result: Result) -> None:
-            self._publish(publisher, ctx.config, notification(result, meta), result.outcome, ctx.log)
+    def scrubbed(self, body: dict) -> dict:
+        return self.scrubber.value(body)
 
-        results, refusal, figures = run_batch(ctx, request, self.paces(ctx.config), on_result, split)
-        full = summary(results, meta, self.clock() - start, refusal)
-        full.update(figures)
-        self._publish(publisher, ctx.config, summary_message(full), "Summary", ctx.log)
-        ctx.log.info("batch.result", outcome=full["Outcome"], code=full["Code"], total=full["Total"],
-                     counts=full["Counts"], duration=full["DurationSeconds"])
-        if meta.trigger == HTTP:
-            return self._http_answer(batch_http_status(full, refusal), full)
-        return full
+    def selectors(self) -> tuple[str | None, str | None]:
+        fields = self.inv.fields or {}
+        return shown(fields.get("DiskId")), shown(fields.get("InstanceId"))
+
+    def _open_store(self) -> IdempotencyStore | None:
+        try:
+            store = self.app.store(self.config)
+        except Exception as err:  # redis-py refused the URL itself
+            self.config = replace(self.config, problems=(
+                *self.config.problems, f"REINIT_IDEMPOTENCY_URL is not usable ({type(err).__name__})"))
+            return None
+        if store is None and not self.config.idempotency_url:
+            self.warn_once("idempotency.disabled",
+                           "REINIT_IDEMPOTENCY_URL is not set: duplicate events are not suppressed")
+        return store
+
+    def warn_once(self, event: str, reason: str) -> None:
+        if event not in self.app.warned:
+            self.app.warned.add(event)
+            self.log.warning(event, reason=reason)
+
+    def publisher(self):
+        config = self.config
+        if not config.topic or not config.mns_endpoint or self.creds is None:
+            return None
+        try:
+            return self.app.clients.get(config, self.creds)[1]
+        except Exception:
+            return None
+
+    def publish(self, publisher, body: dict, tag: str) -> bool:
+        """Publish through the retry engine; if the topic stays down, the whole outcome goes
+        to the log. False only where a topic is configured and it could not be published."""
+        body = self.scrubbed(body)
+        if publisher is None:
+            if not self.config.topic:
+                self.warn_once("notify.disabled", "REINIT_TOPIC is not set: outcomes are only logged")
+                return True
+            self.log.error("notify.unavailable", notification=body)
+            return False
+        retrier = Retrier(self.app.clock, self.app.sleep, self.app.random, self.deadline.hard_end,
+                          max_attempts=PUBLISH_ATTEMPTS, errors=(PublishError,), base=0.2, cap=2.0)
+        try:
+            message_id = retrier.call(lambda: publisher.publish(body, tag), lambda err: err.retryable)
+        except PublishError as err:
+            self.log.error("notify.failed", topic=self.config.topic, code=err.code, notification=body)
+            return False
+        self.log.info("notify.published", topic=self.config.topic, message_id=message_id, tag=tag)
+        return True

@@ -1,7 +1,17 @@
 """Beyond one invocation: split a selection into chunks and hand each to this same function
 as an asynchronous invocation (FC API 2023-03-30 InvokeFunction, `x-fc-invocation-type:
 Async`, through the official alibabacloud-fc20230330 SDK), so that Function Compute is the
-distributed engine. Each chunk is idempotent by (BatchId, Chunk) in the idempotency store.
+distributed engine.
+
+A chunk is handed off at most once: each InvokeFunction carries `x-fc-async-task-id`
+derived from (BatchId, Chunk), Function Compute accepts a task id once and answers 409 to
+a repeat (its "task deduplication" in async task mode), and a 409 counts as already handed
+off. So a retried parent re-sends nothing that already runs, with or without an
+idempotency store; with one, each chunk is also idempotent by (BatchId, Chunk).
+
+The Password never travels in a payload: Function Compute keeps async payloads and hands
+failed ones to the failure destination. A batch that must be split and carries one is
+refused whole (Forbidden.SplitWithPassword).
 """
 
 from __future__ import annotations
@@ -11,9 +21,9 @@ import json
 from urllib.parse import urlsplit
 
 from reinit.ecs import Credentials, EcsCallError, classify_sdk_error
-from reinit.errors import failed
+from reinit.errors import failed, rejected
 from reinit.request import Request
-from reinit.retry import retryable_write
+from reinit.retry import retryable_read
 
 
 def batch_id(event_key: str) -> str:
@@ -21,11 +31,21 @@ def batch_id(event_key: str) -> str:
     return "b-" + hashlib.sha256(event_key.encode("utf-8")).hexdigest()[:16]
 
 
+ALREADY_HANDED_OFF = "already-handed-off"
+
+
+def task_id(batch: str, chunk: int) -> str:
+    """The async task id of one chunk: the same (BatchId, Chunk) always gives the same id,
+    in the characters FC allows (letters, digits, `_`, `-`; starting with a letter)."""
+    return f"reinit_{batch}_{chunk}".replace("-", "_")
+
+
 def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: int) -> dict:
     """The request a chunk invocation receives: the same options, its own DiskIds."""
     payload = {"DiskIds": ids, "BatchId": batch, "Chunk": chunk, "Chunks": chunks}
+    if req.password is not None:  # split() refuses such a batch first; never let one through
+        raise ValueError("a Password never goes into an invocation payload")
     options = {
-        "Password": req.password.reveal() if req.password is not None else None,
         "KeyPairName": req.key_pair_name,
         "AutoStartInstance": req.auto_start,
         "SecurityEnhancementStrategy": req.security_enhancement_strategy,
@@ -33,6 +53,8 @@ def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: 
         "StopInstance": req.stop_instance or None,
         "WaitForCompletion": req.wait or None,
         "MaxErrors": req.max_errors,
+        "Snapshot": req.snapshot or None,
+        "RegionId": req.region_id,
     }
     payload.update({k: v for k, v in options.items() if v is not None})
     return payload
@@ -52,17 +74,22 @@ class Dispatcher:
             security_token=credentials.security_token, endpoint=url.netloc, protocol=url.scheme, region_id=region,
             connect_timeout=5000, read_timeout=10000))
 
-    def invoke_async(self, payload: dict) -> str:
-        """Queue one invocation; return FC's request id. SDK errors become EcsCallError."""
+    def invoke_async(self, payload: dict, task_id: str) -> str:
+        """Queue one invocation as the task `task_id`; return FC's request id, or
+        ALREADY_HANDED_OFF where FC answers 409 (it has the task already). SDK errors
+        become EcsCallError."""
         from alibabacloud_fc20230330 import models
         from darabonba.runtime import RuntimeOptions
 
         request = models.InvokeFunctionRequest(body=json.dumps(payload).encode("utf-8"))
-        headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async")
+        headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async", x_fc_async_task_id=task_id)
         try:
             response = self._client.invoke_function_with_options(self.function_name, request, headers, RuntimeOptions())
         except Exception as err:
-            raise classify_sdk_error("InvokeFunction", err) from None
+            classified = classify_sdk_error("InvokeFunction", err)
+            if classified.status == 409:
+                return ALREADY_HANDED_OFF
+            raise classified from None
         return (response.headers or {}).get("x-fc-request-id", "")
 
 
@@ -73,14 +100,22 @@ def splitter(ctx, req: Request, event_key: str, credentials: Credentials, functi
     def split(ids: list[str]) -> dict | None:
         if len(ids) <= limit:
             return None
+        if req.password is not None:
+            raise rejected("Forbidden.SplitWithPassword", f"{len(ids)} disks are more than one invocation can finish, "
+                           "and the chunks would carry the Password in their invocation payloads; send a smaller "
+                           "batch, or use KeyPairName. Nothing was done.")
         batch = batch_id(event_key)
         parts = [ids[i:i + limit] for i in range(0, len(ids), limit)]
         dispatcher = Dispatcher(ctx.config.fc_endpoint, ctx.config.region, credentials, function_name)
         dispatched = []
         for number, part in enumerate(parts):
             payload = chunk_payload(req, part, batch, number, len(parts))
+            task = task_id(batch, number)
             try:
-                dispatched.append(ctx.retrier().call(lambda p=payload: dispatcher.invoke_async(p), retryable_write))
+                # With a task id a repeat cannot start a chunk twice (409), so even a lost
+                # answer may be retried, as a read is.
+                dispatched.append(ctx.retrier().call(lambda p=payload, t=task: dispatcher.invoke_async(p, t),
+                                                     retryable_read))
             except EcsCallError as err:
                 raise failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to "
                              f"Function Compute, then InvokeFunction failed ({err.code}); retrying the event "

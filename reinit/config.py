@@ -7,6 +7,7 @@ answer (and, where MNS is configured, notify) `Config.Invalid` instead of crashi
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -26,6 +27,12 @@ FLEET_RATE = "REINIT_FLEET_RATE"
 FLEET_CHUNK = "REINIT_FLEET_CHUNK"
 FC_ENDPOINT = "REINIT_FC_ENDPOINT"
 FUNCTION_NAME = "REINIT_FUNCTION_NAME"
+REGIONS = "REINIT_REGIONS"
+EVENT_KEY_PAIR_NAME = "REINIT_EVENT_KEY_PAIR_NAME"
+SNAPSHOT = "REINIT_SNAPSHOT"
+SNAPSHOT_RETENTION_DAYS = "REINIT_SNAPSHOT_RETENTION_DAYS"
+REGION_ID = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}", re.ASCII)
+KEY_PAIR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._:\-]{1,127}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,19 @@ class Config:
     fleet_chunk: int | None = None  # most disks one invocation takes on; None: from rate and timeout
     fc_endpoint: str | None = None
     function_name: str | None = None
+    regions: tuple[str, ...] = ()  # the regions a request may name; the function's own first
+    event_key_pair_name: str | None = None
+    snapshot: str = "request"  # request | always | never
+    snapshot_retention_days: int = 30
+    ecs_endpoint_configured: bool = False  # REINIT_ECS_ENDPOINT set: every region goes there
     problems: tuple[str, ...] = ()
+
+
+def ecs_endpoint_for(config: Config, region: str) -> str | None:
+    """ECS in `region`: the configured endpoint (one for all regions), else the region's own."""
+    if config.ecs_endpoint_configured or region == config.region:
+        return config.ecs_endpoint
+    return f"https://ecs.{region}.aliyuncs.com"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -61,15 +80,61 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", re.ASCII)
+
+
+def canonical_endpoint(name: str, url: str) -> tuple[str | None, str | None]:
+    """(the endpoint as the SDKs are given it, None) or (None, the problem).
+
+    The URL is read by the parser of the HTTP client that sends the ECS and FC requests
+    (yarl, under aiohttp), and must read the same with the standard library's (which the
+    MNS SDK's http.client path follows). Only a plain `scheme://host[:port][/]` passes: no
+    user information, no path, query or fragment, no backslash or space, so that no two
+    parsers can disagree on the host. What passes is rebuilt from the parsed parts, and
+    that rebuilt URL is what the clients get, so the host that was checked is the host
+    that is called. `http://` only on loopback: the ECS SDK sends Password in the query."""
+    import yarl
+
+    bad = f"{name} must be a URL of the form https://host[:port]"
+    if not url.isascii() or any(c.isspace() or c in "\\@%" or not c.isprintable() for c in url):
+        return None, bad + " (no user information, spaces, backslashes or escapes)"
+    try:
+        parsed = yarl.URL(url)
+        std = urlsplit(url)
+        std_port = std.port
+    except ValueError:
+        return None, bad
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None, bad
+    if parsed.user is not None or parsed.password is not None or std.username is not None:
+        return None, f"{name} must not carry user information (user@)"
+    if parsed.path not in ("", "/") or parsed.query_string or parsed.fragment or std.query or std.fragment:
+        return None, bad + " (no path, query or fragment)"
+    host = parsed.host
+    if (std.hostname or "").lower() != host.lower() or std_port != parsed.explicit_port:
+        return None, bad + " (the URL reads differently to different parsers)"
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is None and not HOST_NAME.fullmatch(host):
+        return None, bad
+    if parsed.scheme == "http" and not is_loopback(host):
+        return None, f"{name} uses http:// off loopback; secrets would travel in clear text"
+    netloc = f"[{host}]" if literal is not None and literal.version == 6 else host
+    port = f":{parsed.explicit_port}" if parsed.explicit_port is not None else ""
+    return f"{parsed.scheme}://{netloc}{port}", None
+
+
 def check_endpoint(name: str, url: str) -> str | None:
-    """The problem with an endpoint URL, or None. `http://` only on loopback: the ECS SDK
-    sends Password in the query string."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{name} must be an https:// URL"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        return f"{name} uses http:// off loopback; secrets would travel in clear text"
-    return None
+    """The problem with an endpoint URL, or None (see canonical_endpoint)."""
+    return canonical_endpoint(name, url)[1]
+
+
+def _ascii_number(raw: str, fraction: bool) -> str | None:
+    """The number in `raw` if it is plain ASCII digits (and, where allowed, one point)."""
+    pattern = r"\s*[0-9]+(\.[0-9]+)?\s*" if fraction else r"\s*[0-9]+\s*"
+    return raw.strip() if raw.isascii() and re.fullmatch(pattern, raw) else None
 
 
 def parse_bool(name: str, raw: str | None, default: bool, problems: list) -> bool:
@@ -84,8 +149,9 @@ def parse_bool(name: str, raw: str | None, default: bool, problems: list) -> boo
 def _int(name: str, raw: str | None, default: int, low: int, problems: list) -> int:
     if raw is None or raw == "":
         return default
-    if raw.strip().isdigit() and int(raw) >= low:
-        return int(raw)
+    text = _ascii_number(raw, fraction=False)
+    if text is not None and len(text) <= 12 and int(text) >= low:
+        return int(text)
     problems.append(f"{name} must be a whole number of at least {low}")
     return default
 
@@ -93,10 +159,8 @@ def _int(name: str, raw: str | None, default: int, low: int, problems: list) -> 
 def _float(name: str, raw: str | None, default: float | None, low: float, high: float, problems: list) -> float | None:
     if raw is None or raw == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = None
+    text = _ascii_number(raw, fraction=True)
+    value = float(text) if text is not None and len(text) <= 16 else None
     if value is None or not low <= value <= high:
         problems.append(f"{name} must be a number from {low:g} to {high:g}")
         return default
@@ -106,10 +170,12 @@ def _float(name: str, raw: str | None, default: float | None, low: float, high: 
 def _endpoint(name: str, configured: str | None, default: str | None, problems: list) -> str | None:
     """An endpoint from the environment or its default, or None (with the problem noted)."""
     url = configured or default
-    if url and (problem := check_endpoint(name, url)):
-        problems.append(problem)
+    if not url:
         return None
-    return url
+    canonical, problem = canonical_endpoint(name, url)
+    if problem:
+        problems.append(problem)
+    return canonical
 
 
 def load_config(env: dict, function_timeout: float | None = None) -> Config:
@@ -159,7 +225,29 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
         problems.append(f"{IDEMPOTENCY_URL} must be a redis:// or rediss:// URL")
         idem_url = None
 
+    regions = tuple(dict.fromkeys(r.strip() for r in (env.get(REGIONS) or "").split(",") if r.strip()))
+    if any(not REGION_ID.fullmatch(r) for r in regions):
+        problems.append(f"{REGIONS} must be comma-separated region IDs such as cn-hangzhou")
+        regions = ()
+    if region and region not in regions:
+        regions = (region, *regions) if not env.get(REGIONS) else regions
+    event_key_pair = env.get(EVENT_KEY_PAIR_NAME) or None
+    if event_key_pair and not KEY_PAIR_NAME.fullmatch(event_key_pair):
+        problems.append(f"{EVENT_KEY_PAIR_NAME} is not a key pair name")
+    snapshot = (env.get(SNAPSHOT) or "request").lower()
+    if snapshot not in ("request", "always", "never"):
+        problems.append(f"{SNAPSHOT} must be request, always or never")
+        snapshot = "always"  # the safe side, though Config.Invalid stops every request anyway
+    retention = _int(SNAPSHOT_RETENTION_DAYS, env.get(SNAPSHOT_RETENTION_DAYS), 30, 1, problems)
+    if retention > 65536:
+        problems.append(f"{SNAPSHOT_RETENTION_DAYS} must be from 1 to 65536")
+
     return Config(
+        regions=regions,
+        event_key_pair_name=event_key_pair,
+        snapshot=snapshot,
+        snapshot_retention_days=retention,
+        ecs_endpoint_configured=bool(env.get(ECS_ENDPOINT)),
         region=region,
         ecs_endpoint=ecs,
         mns_endpoint=mns,

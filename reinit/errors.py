@@ -27,12 +27,18 @@ CATALOGUE: dict[str, tuple[int, bool]] = {
     "PayloadTooLarge": (413, False),
     "InvalidInstanceId.NotFound": (404, False),
     "Aborted.MaxErrors": (403, False),
+    "Forbidden.EventCredential": (403, False),
+    "Forbidden.Region": (403, False),
+    "Forbidden.SplitWithPassword": (403, False),
+    # ReInitDisk may have run and it could not be told; Retryable is set where it is raised
+    # (section 11, "Ambiguous failures"): false without an idempotency store.
+    "Indeterminate": (502, False),
+    "SnapshotFailed": (500, False),
     "Config.Invalid": (500, False),
     "InternalError": (500, False),
     "ServiceUnavailable": (503, True),
     "WaitTimeout": (504, False),
-    # Not in INTERFACE.md section 10 (see README, "Additions"): the same (EventId, DiskId)
-    # is being carried out by another invocation right now.
+    # The same (key, DiskId) is being carried out by another invocation right now.
     "Conflict.InProgress": (409, True),
     # Preconditions seen before ReInitDisk use the code ECS would have given.
     "InvalidDiskId.NotFound": (404, False),
@@ -66,6 +72,8 @@ class ReinitError(Exception):
             known_retryable if retryable is None else retryable)
         self.ecs_request_id = ecs_request_id
         self.may_have_run = may_have_run  # ReInitDisk ran, or may have: never release its claim
+        self.in_doubt = False  # may have run, and it could not be told: the record stays in doubt
+        self.extra: dict = {}  # keys added to the notification (e.g. InstanceLeftStopped)
         self.reason: str | None = None  # for the log only, never for the caller
 
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from reinit.ecs import PAGE
 from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
-from reinit.flow import InstanceGroup, at_most_once, carry_out
+from reinit.flow import InstanceGroup, carry_out, resolve_in_doubt, settle_instance
+from reinit.idempotency import at_most_once
 from reinit.pace import PacedEcs, Paces
 from reinit.request import Request
 from reinit.result import Context, Result
@@ -51,92 +52,132 @@ def instances_of(ctx: Context, disks: list[dict]) -> dict[str, dict]:
     return found
 
 
-def run_batch(ctx: Context, req: Request, paces: Paces, on_result: Callable[[Result], None] | None = None,
-              split: Callable[[list[str]], dict | None] | None = None) -> tuple[list[Result], Result | None, dict]:
-    """Run a batch. Returns the per-disk results, a whole-batch refusal (or None), and
-    figures for the summary (throttles seen; for a split batch, its chunks).
+class Batch:
+    """One batch in this invocation: select, refuse or split, then run the instances side
+    by side, each instance's disks one after another; every result is recorded (and
+    published) as it comes."""
 
-    `split(ids)`, where given, hands a selection too large for one invocation to
-    asynchronous invocations and returns their figures (None: small enough, run it here).
-    """
-    paced = PacedEcs(ctx.ecs, paces)
-    ctx = replace(ctx, ecs=paced)
-    try:
-        disks, missing = select(ctx, req)
-        total = len(disks) + len(missing)
-        if total > ctx.config.max_disks:
+    def __init__(self, ctx: Context, req: Request, paces: Paces, on_result: Callable[[Result], None] | None = None):
+        self.paced = PacedEcs(ctx.ecs, paces)
+        self.ctx = replace(ctx, ecs=self.paced)
+        self.req = req
+        self.on_result = on_result
+        self.results: list[Result] = []
+        self.total = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._started = self._last_progress = ctx.clock()
+
+    # -- steps ------------------------------------------------------------------------
+    def run(self, split: Callable[[list[str]], dict | None] | None = None) -> tuple[list[Result], Result | None, dict]:
+        """Returns the per-disk results, a whole-batch refusal (or None), and figures for
+        the summary (throttles seen; for a split batch, its chunks).
+
+        `split(ids)`, where given, hands a selection too large for one invocation to
+        asynchronous invocations and returns their figures (None: small enough, run it here).
+        """
+        try:
+            disks, missing = select(self.ctx, self.req)
+            self.total = len(disks) + len(missing)
+            self.refuse_if_too_many()
+            if split is not None and self.req.batch_id is None:
+                handed_off = split([d["DiskId"] for d in disks] + missing)
+                if handed_off is not None:
+                    return [], None, handed_off
+            instances = instances_of(self.ctx, disks)
+        except ReinitError as err:
+            return [], Result.from_error(err), {}
+        for disk_id in missing:
+            self.record(Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {disk_id} does not exist in "
+                               f"{self.ctx.ecs.region}.", disk_id=disk_id, status=404))
+        groups = by_instance(disks)
+        with ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(groups)))) as pool:
+            list(pool.map(lambda group: self.run_group(group, instances), groups))
+        return self.ordered(disks), None, self.figures()
+
+    def refuse_if_too_many(self) -> None:
+        limit = self.ctx.config.max_disks
+        if self.total > limit:
             raise rejected("Forbidden.TooManyDisks",
-                           f"The batch selects {total} disks; REINIT_MAX_DISKS allows {ctx.config.max_disks}. Nothing was done.")
-        if split is not None and req.batch_id is None:
-            handed_off = split([d["DiskId"] for d in disks] + missing)
-            if handed_off is not None:
-                return [], None, handed_off
-        instances = instances_of(ctx, disks)
-    except ReinitError as err:
-        return [], Result.from_error(err), {}
+                           f"The batch selects {self.total} disks; REINIT_MAX_DISKS allows {limit}. Nothing was done.")
 
-    results: list[Result] = [
-        Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {d} does not exist in {ctx.config.region}.",
-               disk_id=d, status=404) for d in missing]
-    for r in results:
-        on_result and on_result(r)
+    def run_group(self, group: list[dict], instances: dict[str, dict]) -> None:
+        """The disks of one instance, one after another; the last one settles the instance
+        (started again unless a reinit will start it), whatever became of that disk."""
+        ctx = self.ctx
+        instance_id = group[0].get("InstanceId") or None
+        instance = dict(instances[instance_id]) if instance_id in instances else None
+        shared = InstanceGroup()
+        for i, disk in enumerate(group):
+            last = i == len(group) - 1
+            result = self.run_disk(disk, instance, last, shared)
+            if last:
+                result = settle_instance(ctx, shared, instance_id, result)
+            self.record(result)
+
+    def run_disk(self, disk: dict, instance: dict | None, last: bool, shared: InstanceGroup) -> Result:
+        ctx, req = self.ctx, self.req
+        if self.aborted():
+            return not_attempted(disk, REJECTED, "Aborted.MaxErrors", f"{req.max_errors} failures came first (MaxErrors).")
+        if ctx.clock() >= ctx.deadline:  # report it rather than be killed mid-batch
+            return not_attempted(disk, FAILED, "WaitTimeout", "the function ran out of time first.")
+        try:
+            return at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance, last, shared),
+                                lambda record: resolve_in_doubt(ctx, req, disk, record, shared), shared)
+        except Exception as err:  # one disk's bug must not lose the others
+            ctx.log.error("batch.disk.crashed", disk=disk["DiskId"], error=type(err).__name__)
+            return Result(FAILED, "InternalError", "An internal error stopped this disk.",
+                          disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=500)
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def record(self, result: Result) -> None:
+        with self._lock:
+            self.results.append(result)
+            if result.outcome in (FAILED, REJECTED) and result.code != "Aborted.MaxErrors":
+                self.failures += 1
+            self.progress()
+        if self.on_result:
+            self.on_result(result)
+
+    def progress(self) -> None:
+        now = self.ctx.clock()
+        if now - self._last_progress >= PROGRESS_EVERY:
+            self._last_progress = now
+            done = len(self.results)
+            self.ctx.log.info("batch.progress", done=done, total=self.total,
+                              rate=round(done / max(now - self._started, 1e-9), 2), throttles=self.paced.throttles)
+
+    def aborted(self) -> bool:
+        with self._lock:
+            return self.req.max_errors is not None and self.failures >= self.req.max_errors
+
+    def ordered(self, disks: list[dict]) -> list[Result]:
+        order = {d: i for i, d in enumerate(self.req.disk_ids or [d["DiskId"] for d in disks])}
+        return sorted(self.results, key=lambda r: order.get(r.disk_id, len(order)))
+
+    def figures(self) -> dict:
+        figures = {"Throttles": self.paced.throttles}
+        if self.req.batch_id is not None:
+            figures.update(BatchId=self.req.batch_id, Chunk=self.req.chunk, Chunks=self.req.chunks)
+        return figures
+
+
+def by_instance(disks: list[dict]) -> list[list[dict]]:
+    """Disks grouped by instance, each group's system disk last."""
     groups: dict[str, list[dict]] = {}
     for disk in disks:
         groups.setdefault(disk.get("InstanceId") or disk["DiskId"], []).append(disk)
     for group in groups.values():
         group.sort(key=lambda d: (d.get("Type") == "system", d["DiskId"]))
+    return list(groups.values())
 
-    state = {"failures": 0, "done": len(results), "last_progress": ctx.clock()}
-    lock = threading.Lock()
-    started = ctx.clock()
 
-    def record(result: Result) -> None:
-        with lock:
-            results.append(result)
-            state["done"] += 1
-            if result.outcome in (FAILED, REJECTED) and result.code != "Aborted.MaxErrors":
-                state["failures"] += 1
-            if ctx.clock() - state["last_progress"] >= PROGRESS_EVERY:
-                state["last_progress"] = ctx.clock()
-                elapsed = max(ctx.clock() - started, 1e-9)
-                ctx.log.info("batch.progress", done=state["done"], total=total,
-                             rate=round(state["done"] / elapsed, 2),
-                             throttles=paced.throttles)
-        if on_result:
-            on_result(result)
+def not_attempted(disk: dict, outcome: str, code: str, why: str) -> Result:
+    return Result(outcome, code, f"Not attempted: {why}", disk_id=disk["DiskId"],
+                  instance_id=disk.get("InstanceId") or None, status=CATALOGUE[code][0])
 
-    def aborted() -> bool:
-        with lock:
-            return req.max_errors is not None and state["failures"] >= req.max_errors
 
-    def not_attempted(disk: dict, outcome: str, code: str, why: str) -> Result:
-        return Result(outcome, code, f"Not attempted: {why}", disk_id=disk["DiskId"],
-                      instance_id=disk.get("InstanceId") or None, status=CATALOGUE[code][0])
-
-    def run_group(group: list[dict]) -> None:
-        instance = dict(instances[group[0]["InstanceId"]]) if group[0].get("InstanceId") in instances else None
-        shared = InstanceGroup()
-        for i, disk in enumerate(group):
-            if aborted():
-                record(not_attempted(disk, REJECTED, "Aborted.MaxErrors", f"{req.max_errors} failures came first (MaxErrors)."))
-                continue
-            if ctx.clock() >= ctx.deadline:  # report it rather than be killed mid-batch
-                record(not_attempted(disk, FAILED, "WaitTimeout", "the function ran out of time first."))
-                continue
-            try:
-                last = i == len(group) - 1
-                record(at_most_once(ctx, req, disk,
-                                    lambda disk=disk, last=last: carry_out(ctx, req, disk, instance, last, shared)))
-            except Exception as err:  # one disk's bug must not lose the others
-                ctx.log.error("batch.disk.crashed", disk=disk["DiskId"], error=type(err).__name__)
-                record(Result(FAILED, "InternalError", "An internal error stopped this disk.",
-                              disk_id=disk["DiskId"], instance_id=disk.get("InstanceId") or None, status=500))
-
-    with ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(groups)))) as pool:
-        list(pool.map(run_group, groups.values()))
-    order = {d: i for i, d in enumerate(req.disk_ids or [d["DiskId"] for d in disks])}
-    results.sort(key=lambda r: order.get(r.disk_id, len(order)))
-    figures = {"Throttles": paced.throttles}
-    if req.batch_id is not None:
-        figures.update(BatchId=req.batch_id, Chunk=req.chunk, Chunks=req.chunks)
-    return results, None, figures
+def run_batch(ctx: Context, req: Request, paces: Paces, on_result: Callable[[Result], None] | None = None,
+              split: Callable[[list[str]], dict | None] | None = None) -> tuple[list[Result], Result | None, dict]:
+    """Run a batch (see Batch.run)."""
+    return Batch(ctx, req, paces, on_result).run(split)

@@ -2,7 +2,8 @@
 
 INTERFACE.md sections 4, 8, 10 and 11. Every ECS read goes through the retrier; ReInitDisk
 is repeated only where ECS cannot have carried it out, and after an ambiguous failure the
-disk is looked at before anything is repeated.
+disk is looked at before anything is repeated. The at-most-once wrapper around all of it
+is idempotency's job (reinit/once.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ from dataclasses import dataclass
 
 from reinit.config import Config
 from reinit.ecs import EcsCallError
-from reinit.errors import DRY_RUN, FAILED, SUCCEEDED, ReinitError, failed, rejected
-from reinit.idempotency import DONE, StoreUnavailable
+from reinit.errors import DRY_RUN, SUCCEEDED, ReinitError, failed, rejected
+from reinit.idempotency import at_most_once
 from reinit.request import Request
 from reinit.result import Context, Result, ecs_failure
 from reinit.retry import retryable_write
+
+# A completion wait that never sees ReIniting infers the end once the disk has stayed
+# In_use this long after ECS accepted the call (and at least two looks were made): ECS
+# shows ReIniting within moments of accepting ReInitDisk, so a disk still In_use after
+# this either finished between two looks or was never started (ECS accepted it: it ran).
+SETTLE_SECONDS = 5.0
 
 
 # -- preflight --------------------------------------------------------------------------
@@ -75,51 +82,31 @@ def guard(config: Config, req: Request, disk: dict, instance: dict | None) -> No
 def run_single(ctx: Context, req: Request) -> Result:
     """A whole single-disk request: preflight, guards, and the wipe, at most once."""
     disk, instance = preflight(ctx, req)
-    return at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance))
-
-
-def at_most_once(ctx: Context, req: Request, disk: dict, run: Callable[[], Result]) -> Result:
-    """Run once per (EventId, DiskId) where a store is configured (section 11, "Idempotency")."""
-    once = ctx.once
-    if once is None or req.dry_run or ctx.config.dry_run:
-        return run()
-    disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
-    try:
-        record = once.store.claim(once.event_key, disk_id, once.hold_seconds)
-    except StoreUnavailable as err:
-        ctx.log.error("idempotency.unavailable", error=str(err))
-        return Result(FAILED, "ServiceUnavailable", "The idempotency store is unreachable; nothing was done, so "
-                      "that the disk cannot be wiped twice.", True, disk_id, instance_id, status=503)
-    if record is not None:
-        ctx.log.info("idempotency.duplicate", disk=disk_id, state=record["State"])
-        if record["State"] == DONE:
-            return Result.duplicate(record["Result"])
-        return Result(FAILED, "Conflict.InProgress", f"Disk {disk_id} is being handled for this event by another "
-                      "invocation; its outcome will be published.", True, disk_id, instance_id, status=409)
-    result = run()
-    try:
-        if result.retryable and not result.may_have_run:
-            once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
-        else:
-            once.store.complete(once.event_key, disk_id, result.stored())
-    except StoreUnavailable as err:
-        ctx.log.error("idempotency.unavailable", error=str(err), disk=disk_id)
-    return result
+    group = InstanceGroup()
+    result = at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance, True, group),
+                          lambda record: resolve_in_doubt(ctx, req, disk, record, group))
+    return settle_instance(ctx, group, disk.get("InstanceId") or None, result)
 
 
 @dataclass
 class InstanceGroup:
-    """The disks of one instance in a batch: run one after another, the system disk last;
-    only the last one starts the instance again (section 11, "Stopping")."""
+    """The disks of one instance in a batch (or the one disk of a single request): run one
+    after another, the system disk last; only the last one starts the instance again
+    (section 11, "Stopping"). What the function did to the instance is kept here, so that
+    whatever happens to the last disk, the instance is not left stopped unsaid."""
 
     stopped_by_us: bool = False
+    start_handed_to_ecs: bool = False  # a ReInitDisk with AutoStartInstance=true was accepted
+    left_stopped: bool = False  # on purpose: asked for (AutoStartInstance=false) or in doubt
+    settled: bool = False
+    auto_start: bool | None = None  # what the last ReInitDisk was sent with
 
 
 def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, last: bool = True,
               group: InstanceGroup | None = None) -> Result:
     """Guards, then (unless a dry run) stop, ReInitDisk and wait. `last=False` keeps a
     stopped instance down for the next disk of the same instance."""
-    group = group or InstanceGroup()
+    group = group if group is not None else InstanceGroup()
     disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
     try:
         guard(ctx.config, req, disk, instance)
@@ -137,20 +124,42 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             instance["Status"] = "Stopped"
         if auto_start is None and group.stopped_by_us and last:
             auto_start = True  # restore the state it was in
+        group.auto_start = auto_start
         request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start)
         accepted = True
-        if req.wait:
-            wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id)
+        group.start_handed_to_ecs = group.start_handed_to_ecs or bool(auto_start)
+        group.left_stopped = group.left_stopped or (last and auto_start is False)
+        how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = result.may_have_run or accepted
-        if group.stopped_by_us and last and not accepted:
-            result.message += " " + restart(ctx, instance_id)
+        if result.in_doubt:
+            group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt
         return result
-    done = "ReInitDisk finished" if req.wait else "ECS accepted ReInitDisk"
+    done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     started = " The instance is being started again." if auto_start else ""
-    return Result(SUCCEEDED, None, f"{done} for disk {disk_id}.{started}", disk_id=disk_id,
-                  instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)
+    return Result(SUCCEEDED, None, done + started, disk_id=disk_id, instance_id=instance_id,
+                  ecs_request_id=request_id, may_have_run=True)
+
+
+def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:
+    """After the last disk of an instance: an instance the function stopped is started
+    again unless a reinit will start it or it is left stopped on purpose, and `last`
+    (the result published for that disk) says what became of it."""
+    if group.settled or not group.stopped_by_us or instance_id is None:
+        return last
+    group.settled = True
+    if group.start_handed_to_ecs:
+        return last
+    if group.left_stopped:
+        if last.in_doubt:
+            unless = " (ECS starts it itself if that ReInitDisk ran)" if group.auto_start else ""
+            last.message += (f" The function had stopped instance {instance_id} and does not start it again{unless}, "
+                             "so that nothing is written to the disk before the doubt is resolved.")
+            last.extra["InstanceLeftStopped"] = instance_id
+        return last
+    last.message += " " + restart(ctx, instance_id, last)
+    return last
 
 
 def request_stop(ctx: Context, instance: dict) -> bool:
@@ -169,7 +178,7 @@ def request_stop(ctx: Context, instance: dict) -> bool:
 
 
 def wait_stopped(ctx: Context, instance_id: str) -> None:
-    wait_until(ctx, f"instance {instance_id} to stop", lambda: instance_status(ctx, instance_id) == "Stopped")
+    poll(ctx, f"instance {instance_id} to stop", lambda: instance_status(ctx, instance_id) == "Stopped")
 
 
 def instance_status(ctx: Context, instance_id: str) -> str | None:
@@ -180,6 +189,27 @@ def instance_status(ctx: Context, instance_id: str) -> str | None:
 def disk_status(ctx: Context, disk_id: str) -> str | None:
     disks, _ = ctx.read(lambda: ctx.ecs.describe_disks(disk_ids=[disk_id]))
     return disks[0].get("Status") if disks else None
+
+
+def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | None, str | None] | None:
+    """(disk status, instance status), or None where ECS could not be read."""
+    try:
+        return disk_status(ctx, disk_id), instance_status(ctx, instance_id) if instance_id else None
+    except ReinitError:
+        return None
+
+
+def indeterminate(first: EcsCallError, seen, repeated: bool = False) -> ReinitError:
+    """ReInitDisk may have run and it cannot be told: never repeated blindly."""
+    if seen is None:
+        why = "the disk could not be looked at"
+    else:
+        why = f"the disk is {seen[0]} and its instance {seen[1]}"
+    err = failed("Indeterminate", f"ReInitDisk got no clear answer{' twice' if repeated else ''} ({first.code}) and "
+                 f"{why}, so it may or may not have run; it was not repeated.", status=502, retryable=False,
+                 ecs_request_id=first.request_id, may_have_run=True)
+    err.in_doubt = True
+    return err
 
 
 def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, auto_start) -> str | None:
@@ -194,15 +224,18 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
     except EcsCallError as err:
         if not err.ambiguous:
             raise ecs_failure(err, err.request_id) from None
-        first = err
-    ctx.log.warning("ecs.reinit.ambiguous", disk=disk_id, code=first.code)
-    try:
-        status = disk_status(ctx, disk_id)
-        inst = instance_status(ctx, instance_id)
-    except ReinitError:
-        raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer ({first.code}) and the disk could not be "
-                     "checked; it may or may not have been reinitialized.", ecs_request_id=first.request_id,
-                     may_have_run=True) from None
+        ctx.log.warning("ecs.reinit.ambiguous", disk=disk_id, code=err.code)
+        return resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, err)
+
+
+def resolve_ambiguity(ctx: Context, call, disk_id: str, instance_id: str, auto_start, first: EcsCallError,
+                      seen=None) -> str | None:
+    """After a ReInitDisk that may have run: the request id of the call that ran, or a
+    failure that says whether repeating it is safe."""
+    seen = seen or look(ctx, disk_id, instance_id)
+    if seen is None:
+        raise indeterminate(first, seen)
+    status, inst = seen
     if status == "ReIniting":
         return first.request_id  # ECS carried out the first call
     if status == "In_use" and inst == "Stopped":
@@ -212,52 +245,116 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
         except EcsCallError as again:
             if again.code == "IncorrectDiskStatus":
                 return first.request_id  # the first call is under way
-            if again.ambiguous:
-                raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer twice (last: {again.code}).",
-                             ecs_request_id=again.request_id, may_have_run=True) from None
-            raise ecs_failure(again, again.request_id) from None
+            if not again.ambiguous:
+                raise ecs_failure(again, again.request_id) from None
+            seen = look(ctx, disk_id, instance_id)
+            if seen is not None and seen[0] == "ReIniting":
+                return again.request_id
+            if seen == ("In_use", "Stopped"):
+                # Still In_use, still Stopped: whatever ran, nothing was written since, so
+                # the same request may safely be made again (the 503-every-try case).
+                err = failed("ServiceUnavailable", f"ReInitDisk got no clear answer twice (last: {again.code}); the "
+                             "disk is In_use and its instance still Stopped, so the request may safely be repeated.",
+                             retryable=True, ecs_request_id=again.request_id, may_have_run=True)
+                err.in_doubt = True
+                raise err from None
+            raise indeterminate(again, seen, repeated=True) from None
     if status == "In_use" and auto_start and inst in ("Starting", "Running"):
-        return first.request_id  # it ran, finished, and the instance was started
-    raise failed("ServiceUnavailable", f"ReInitDisk got no clear answer ({first.code}); the disk is {status} and "
-                 f"the instance {inst}, so it was not repeated.", ecs_request_id=first.request_id, may_have_run=True)
+        return first.request_id  # it ran, finished, and ECS started the instance
+    raise indeterminate(first, seen)
 
 
-def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> None:
-    """Wait until the disk is back In_use (after it was seen ReIniting), and the instance
-    Running when ECS is starting it."""
-    seen = {"reiniting": False}
+def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group: InstanceGroup) -> Result:
+    """A redelivery of a request whose ReInitDisk may have run: look again under the same
+    rules before anything is repeated (section 11, "Ambiguous failures")."""
+    disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
+    try:
+        require_tag(ctx.config.required_tag, disk)
+    except ReinitError as err:
+        return Result.from_error(err, disk_id, instance_id)
+    previous = record.get("Result") or {}
+    auto_start = record.get("AutoStart")
+    group.stopped_by_us = bool(record.get("StoppedByUs"))
+    group.auto_start = auto_start
+
+    def call():
+        return ctx.ecs.reinit_disk(disk_id, req.password, req.key_pair_name, auto_start,
+                                   req.security_enhancement_strategy)
+
+    first = EcsCallError("ReInitDisk", "network", previous.get("Code") or "Indeterminate", "in doubt",
+                         request_id=previous.get("EcsRequestId"))
+    try:
+        request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first)
+        group.start_handed_to_ecs = bool(auto_start)
+        how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
+    except ReinitError as err:
+        result = Result.from_error(err, disk_id, instance_id)
+        result.may_have_run = True
+        group.left_stopped = group.left_stopped or result.in_doubt
+        return result
+    return Result(SUCCEEDED, None, f"The earlier ReInitDisk for disk {disk_id} was in doubt; looked again: it ran"
+                  f"{how}.", disk_id=disk_id, instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)
+
+
+def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> str:
+    """Wait until the reinit has finished: the disk back In_use after it was seen
+    ReIniting, or, where ReIniting was never seen (the reinit was faster than the looks,
+    or showed a moment late), the end inferred from the other signs ECS gives (section 11,
+    "Waiting"). Then the instance Running when ECS is starting it. Returns how the end was
+    known, for the Message ("" when it was seen)."""
+    accepted_at = ctx.clock()
+    state = {"seen": False, "looks": 0, "how": ""}
 
     def disk_done() -> bool:
         status = disk_status(ctx, disk_id)
+        state["looks"] += 1
         if status == "ReIniting":
-            seen["reiniting"] = True
-        return status == "In_use" and seen["reiniting"]
+            state["seen"] = True
+            return False
+        if status != "In_use":
+            return False
+        if state["seen"]:
+            return True
+        if started_instance and instance_status(ctx, started_instance) in ("Starting", "Running"):
+            state["how"] = (" (inferred: the disk was never seen ReIniting, and ECS has started the instance, "
+                            "which it does only after the reinit)")
+            return True
+        waited = ctx.clock() - accepted_at
+        if waited >= SETTLE_SECONDS and state["looks"] >= 2:
+            state["how"] = (f" (inferred: the disk was never seen ReIniting and stayed In_use for {waited:.0f} s "
+                            "after ECS accepted the call)")
+            return True
+        return False
 
-    wait_until(ctx, f"disk {disk_id} to finish reinitializing", disk_done, request_id)
+    poll(ctx, f"disk {disk_id} to finish reinitializing", disk_done, request_id)
     if started_instance:
-        wait_until(ctx, f"instance {started_instance} to start",
-                   lambda: instance_status(ctx, started_instance) == "Running", request_id)
+        poll(ctx, f"instance {started_instance} to start",
+             lambda: instance_status(ctx, started_instance) == "Running", request_id)
+    return state["how"]
 
 
-def wait_until(ctx: Context, what: str, done: Callable[[], bool], ecs_request_id=None) -> None:
-    """Poll as ECS recommends: a short first delay, then every poll_seconds; never past
+def poll(ctx: Context, what: str, done: Callable[[], bool], ecs_request_id=None) -> None:
+    """Look at once (a change may already be over), then every poll_seconds; never past
     the deadline. Running out is WaitTimeout."""
-    delay = min(1.0, ctx.config.poll_seconds)
     while True:
+        if done():
+            return
+        delay = ctx.config.poll_seconds
         if ctx.clock() + delay > ctx.deadline:
             raise failed("WaitTimeout", f"Gave up waiting for {what}: the function is running out of time.",
                          ecs_request_id=ecs_request_id)
         ctx.sleep(delay)
-        if done():
-            return
-        delay = ctx.config.poll_seconds
 
 
-def restart(ctx: Context, instance_id: str) -> str:
-    """Start an instance this function stopped, after a failure (best effort)."""
+def restart(ctx: Context, instance_id: str, result: Result | None = None) -> str:
+    """Start an instance this function stopped and nothing will start (best effort)."""
     try:
         ctx.retrier().call(lambda: ctx.ecs.start_instance(instance_id), retryable_write)
+        if result is not None:
+            result.extra["InstanceRestarted"] = instance_id
         return f"The function had stopped instance {instance_id} and started it again."
     except EcsCallError as err:
         ctx.log.error("ecs.restart.failed", instance=instance_id, code=err.code)
+        if result is not None:
+            result.extra["InstanceLeftStopped"] = instance_id
         return f"The function had stopped instance {instance_id} and could not start it again ({err.code}): start it by hand."

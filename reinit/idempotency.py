@@ -1,25 +1,61 @@
-"""At most once per (EventId, DiskId): a record in Redis or Tair, claimed with SET NX.
+"""At most once per (key, DiskId): records in Redis or Tair, each in an explicit state.
 
-A claim is `InProgress` until the invocation ends, with an expiry at the moment that
-invocation would have timed out (so a crashed holder never leaves it stuck). The outcome
-then replaces it for the configured TTL. A failure that ECS cannot have carried out
-releases the claim, so the platform's retry can do the work.
+States of one (key, disk) record:
+- `InProgress`: an invocation holds it. Its expiry is the moment that invocation would
+  have timed out, so a crashed holder never leaves it stuck.
+- `Done`: the outcome, kept for the configured TTL; a duplicate is answered with it.
+- `InDoubt`: ReInitDisk may have run and the holder could not tell (INTERFACE.md section
+  11, "Ambiguous failures"). A redelivery takes it over and looks at the disk again
+  before anything is repeated.
+
+A key's first request is remembered as a keyed fingerprint (never the Password), so that
+the same key with a different request is refused instead of answered with another's
+outcome.
+
+Every read-modify-write is one Lua script, so no race between two invocations needs a
+retry loop: Redis runs a script alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
-IN_PROGRESS, DONE = "InProgress", "Done"
+IN_PROGRESS, DONE, IN_DOUBT = "InProgress", "Done", "InDoubt"
+STATES = (IN_PROGRESS, DONE, IN_DOUBT)
+
+# GET the record; if there is none, SET ours with the holder's expiry. Returns the old one.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Replace the record only if it is still exactly what the caller read (an in-doubt take-over).
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 
 class StoreUnavailable(Exception):
-    pass
+    """The store cannot be used (unreachable, or a record it holds cannot be read):
+    nothing is done, so that no disk can be wiped twice."""
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+def fingerprint(request_view: dict, key: str | None) -> str:
+    """A keyed hash of what a request asks for. `request_view` must not hold the Password
+    itself (the caller passes a keyed digest of it, or only whether there is one)."""
+    text = json.dumps(request_view, sort_keys=True, separators=(",", ":"))
+    return hmac.new((key or "reinit").encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class IdempotencyStore:
@@ -41,28 +77,118 @@ class IdempotencyStore:
         except Exception as err:  # redis-py raises ConnectionError, TimeoutError, ResponseError...
             raise StoreUnavailable(f"{type(err).__name__}: {err}") from None
 
-    def claim(self, event_key: str, disk_id: str, hold_seconds: float) -> dict | None:
-        """None if this invocation now holds the pair; else the record that is there."""
-        key = self.key(event_key, disk_id)
-        record = json.dumps({"State": IN_PROGRESS})
-        for _ in range(3):
-            if self._do(lambda: self._redis.set(key, record, nx=True, px=max(1000, int(hold_seconds * 1000)))):
-                return None
-            raw = self._do(lambda: self._redis.get(key))
-            if raw is not None:
-                return json.loads(raw)
-        return None if self._do(lambda: self._redis.set(key, record, nx=True, px=1000)) else {"State": IN_PROGRESS}
+    @staticmethod
+    def _parse(raw) -> dict:
+        """A stored record, or StoreUnavailable: a record that cannot be read must stop the
+        work, not be taken for "nothing there"."""
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict) or record.get("State") not in STATES:
+                raise ValueError("no known State")
+            if record["State"] in (DONE, IN_DOUBT) and not isinstance(record.get("Result"), dict):
+                raise ValueError("no Result")
+        except (ValueError, TypeError, UnicodeDecodeError) as err:
+            raise StoreUnavailable(f"an idempotency record cannot be read ({err})") from None
+        record["_raw"] = raw
+        return record
 
-    def complete(self, event_key: str, disk_id: str, outcome: dict) -> None:
-        record = json.dumps({"State": DONE, "Result": outcome})
+    @staticmethod
+    def _hold_ms(hold_seconds: float) -> int:
+        # Held for the invocation's own time: never shorter, so no second holder can start
+        # while the first may still be calling ECS.
+        return max(1000, int(hold_seconds * 1000) + 1)
+
+    def claim(self, event_key: str, disk_id: str, hold_seconds: float, owner: str = "") -> dict | None:
+        """None if this invocation now holds the pair; else the record that is there."""
+        record = json.dumps({"State": IN_PROGRESS, "Owner": owner})
+        raw = self._do(lambda: self._redis.eval(_CLAIM, 1, self.key(event_key, disk_id), record,
+                                                self._hold_ms(hold_seconds)))
+        return None if raw is None else self._parse(raw)
+
+    def take_over(self, event_key: str, disk_id: str, seen: dict, hold_seconds: float, owner: str = "") -> bool:
+        """Hold an in-doubt record, if it is still the one `seen`: exactly one redelivery
+        wins, the others see it InProgress."""
+        record = json.dumps({"State": IN_PROGRESS, "Owner": owner, "Previous": seen.get("Result")})
+        swapped = self._do(lambda: self._redis.eval(_SWAP, 1, self.key(event_key, disk_id), seen["_raw"], record,
+                                                    self._hold_ms(hold_seconds)))
+        return bool(swapped)
+
+    def complete(self, event_key: str, disk_id: str, outcome: dict, in_doubt: bool = False, **facts) -> None:
+        record = json.dumps({"State": IN_DOUBT if in_doubt else DONE, "Result": outcome, **facts})
         self._do(lambda: self._redis.set(self.key(event_key, disk_id), record, ex=self.ttl))
 
     def release(self, event_key: str, disk_id: str) -> None:
         self._do(lambda: self._redis.delete(self.key(event_key, disk_id)))
 
+    def remember_request(self, event_key: str, print_: str) -> str | None:
+        """Record the fingerprint of the key's request; return the one already there, if
+        it was another (None: this is the key's first request, or the same one)."""
+        key = f"reinit:request:{_digest(event_key)}"
+        raw = self._do(lambda: self._redis.eval(_CLAIM, 1, key, print_, self.ttl * 1000))
+        if raw is None:
+            return None
+        old = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return None if hmac.compare_digest(old, print_) else old
+
     def first_use(self, token: str, ttl: int) -> bool:
         """True the first time a webhook signature is seen within `ttl` seconds."""
         return bool(self._do(lambda: self._redis.set(f"reinit:signature:{_digest(token)}", 1, nx=True, ex=ttl)))
+
+
+# -- the flow around one disk ---------------------------------------------------------------
+def at_most_once(ctx, req, disk: dict, run, resolve, group=None):
+    """Run once per (key, DiskId) where a store is configured (section 11, "Idempotency").
+
+    `run()` carries the request out; `resolve(record)` handles a redelivery of a record
+    left in doubt. Both return a Result."""
+    from reinit.errors import FAILED
+    from reinit.result import Result
+
+    once = ctx.once
+    if once is None or req.dry_run or ctx.config.dry_run:
+        return run()
+    disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
+    try:
+        record = once.store.claim(once.event_key, disk_id, once.hold_seconds, once.owner)
+        if record is not None and record["State"] == IN_DOUBT:
+            # Several redeliveries may find it in doubt at once: the swap lets one through.
+            if once.store.take_over(once.event_key, disk_id, record, once.hold_seconds, once.owner):
+                ctx.log.info("idempotency.in_doubt.taken_over", disk=disk_id)
+                return _finish(ctx, resolve(record), disk_id, group)
+            record = {"State": IN_PROGRESS}
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err))
+        return Result(FAILED, "ServiceUnavailable", "The idempotency store cannot be used; nothing was done, so "
+                      "that the disk cannot be wiped twice.", True, disk_id, instance_id, status=503)
+    if record is not None:
+        ctx.log.info("idempotency.duplicate", disk=disk_id, state=record["State"])
+        if record["State"] == DONE:
+            return Result.duplicate(record["Result"])
+        return Result(FAILED, "Conflict.InProgress", f"Disk {disk_id} is being handled for this request by another "
+                      "invocation; its outcome will be published.", True, disk_id, instance_id, status=409)
+    return _finish(ctx, run(), disk_id, group)
+
+
+def _finish(ctx, result, disk_id: str, group):
+    """Store what became of the claim: done, in doubt, or released for a retry."""
+    once = ctx.once
+    try:
+        if result.in_doubt:
+            # A redelivery will look again before repeating anything: that is what makes
+            # this outcome retryable (without a store it is not).
+            result.retryable = True
+            once.store.complete(once.event_key, disk_id, result.stored(), in_doubt=True,
+                                StoppedByUs=bool(group and group.stopped_by_us),
+                                AutoStart=group.auto_start if group else None)
+        elif result.retryable and not result.may_have_run:
+            once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
+        else:
+            once.store.complete(once.event_key, disk_id, result.stored())
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err), disk=disk_id)
+        if result.in_doubt:
+            result.retryable = False  # unrecorded, a retry would not know to look first
+    return result
 
 
 class LocalReplayGuard:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from urllib.parse import quote, quote_plus
 
-REDACTED = "<redacted>"
+from reinit.scrub import REDACTED, Scrubber
+
+__all__ = ["Log", "REDACTED"]
 _logger = logging.getLogger("reinit")
 
 
@@ -39,32 +40,27 @@ def _setup() -> None:
 
 
 class Log:
-    """A logger bound to an invocation's fields and secrets."""
+    """A logger bound to an invocation's fields and its Scrubber (shared with the answer
+    and the notifications, so all three redact the same secrets)."""
 
-    def __init__(self, fields: dict | None = None, secrets=()):
+    def __init__(self, fields: dict | None = None, secrets=(), scrubber: Scrubber | None = None):
         _setup()
         self.fields = dict(fields or {})
-        self._forms: list[str] = []  # every way each secret may be written, longest first
+        self.scrubber = scrubber or Scrubber()
         for secret in secrets:
             self.add_secret(secret)
 
     def add_secret(self, value: str | None) -> None:
-        """Remember a secret as is, JSON-escaped, and URL-encoded (the ECS SDK sends
-        Password in the query string, and HTTP errors may quote the URL)."""
-        if not value or len(value) < 4:
-            return
-        forms = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(value, safe="~")}
-        forms |= {json.dumps(form)[1:-1] for form in forms}
-        self._forms = sorted(set(self._forms) | forms, key=len, reverse=True)
+        self.scrubber.add(value)
 
     def redact(self, text: str) -> str:
-        for form in self._forms:
-            text = text.replace(form, REDACTED)
-        return text
+        return self.scrubber.text(text)
 
     def write(self, level: int, event: str, **fields) -> None:
         record = {"level": logging.getLevelName(level), "event": event, **self.fields, **fields}
         line = json.dumps(record, default=repr, ensure_ascii=False)
+        # A lone surrogate (from a bug, or text that was never UTF-8) must not lose the line.
+        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
         _logger.log(level, self.redact(line))
 
     def info(self, event: str, **fields) -> None:

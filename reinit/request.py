@@ -18,11 +18,14 @@ KEY_PAIR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._:\-]{1,127}", re.ASCII)
 # The special characters the ReInitDisk page lists for Password.
 PASSWORD_SPECIALS = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/"
 PASSWORD_CHARS = re.compile(r"[A-Za-z0-9" + re.escape(PASSWORD_SPECIALS) + r"]+", re.ASCII)
+REGION_ID = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}", re.ASCII)
+CLIENT_TOKEN = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)  # printable ASCII, as ECS's own ClientToken
+EVENT_CREDENTIALS = ("password", "keypairname")  # never from an event bus, in any spelling
 SHOWN_MAX = 64  # a malformed value is cut to this length in a notification
 
 SINGLE_FIELDS = ("DiskId", "InstanceId")
-STRING_FIELDS = ("Password", "KeyPairName", "SecurityEnhancementStrategy")
-BOOL_FIELDS = ("AutoStartInstance", "DryRun", "StopInstance", "WaitForCompletion")
+STRING_FIELDS = ("Password", "KeyPairName", "SecurityEnhancementStrategy", "RegionId", "ClientToken")
+BOOL_FIELDS = ("AutoStartInstance", "DryRun", "StopInstance", "WaitForCompletion", "Snapshot")
 BATCH_FIELDS = ("DiskIds", "Tags", "DiskType", "MaxErrors", "BatchId", "Chunk", "Chunks")
 BATCH_ID = re.compile(r"b-[0-9a-f]{16}", re.ASCII)
 KNOWN = (*SINGLE_FIELDS, *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS)
@@ -62,6 +65,9 @@ class Request:
     dry_run: bool = False
     stop_instance: bool = False
     wait: bool = False
+    snapshot: bool | None = None  # None: as REINIT_SNAPSHOT says
+    region_id: str | None = None  # None: the function's region
+    client_token: str | None = None
     disk_ids: tuple[str, ...] | None = None
     tags: tuple[tuple[str, str | None], ...] | None = None
     disk_type: str = "all"
@@ -137,6 +143,11 @@ def parse_request(fields: dict, trigger: str) -> Request:
 
 def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
     if trigger == EVENTBRIDGE:
+        # Whoever can publish to the event bus must not choose the login of the machine.
+        named = sorted(k for k in fields if isinstance(k, str) and k.lower() in EVENT_CREDENTIALS)
+        if named:
+            raise rejected("Forbidden.EventCredential", f"An event may not carry {shown(named[0])}: the login of a "
+                           "reinitialized instance is the function's choice (REINIT_EVENT_KEY_PAIR_NAME). Nothing was done.")
         # Another service's document: unknown fields are ignored, and so are the batch
         # forms, so that no event can widen an incident wipe to a fleet.
         fields = {k: v for k, v in fields.items() if k in KNOWN and k not in BATCH_FIELDS}
@@ -204,6 +215,10 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
     if "KeyPairName" in strings and not KEY_PAIR_NAME.fullmatch(strings["KeyPairName"]):
         raise rejected("InvalidKeyPairName.Malformed",
                        "KeyPairName must be 2 to 128 characters, start with a letter, and use letters, digits, '.', '_', '-' or ':'.")
+    if "RegionId" in strings and not REGION_ID.fullmatch(strings["RegionId"]):
+        raise rejected("InvalidParameter.Type", "RegionId must be a region ID such as cn-hangzhou.")
+    if "ClientToken" in strings and not CLIENT_TOKEN.fullmatch(strings["ClientToken"]):
+        raise rejected("InvalidParameter.Type", "ClientToken must be 1 to 64 printable ASCII characters.")
     ses = strings.get("SecurityEnhancementStrategy")
     if ses is not None and ses not in ("Active", "Deactive"):
         raise rejected("InvalidSecurityEnhancementStrategy.ValueNotSupported",
@@ -219,6 +234,9 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
         dry_run=bools.get("DryRun", False),
         stop_instance=bools.get("StopInstance", False),
         wait=bools.get("WaitForCompletion", False),
+        snapshot=bools.get("Snapshot"),
+        region_id=strings.get("RegionId"),
+        client_token=strings.get("ClientToken"),
         disk_ids=disk_ids,
         tags=tags,
         disk_type=disk_type,

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reinit.config import Config
 from reinit.ecs import EcsApi, EcsCallError
 from reinit.errors import ReinitError, ecs_code_retryable, failed
-from reinit.idempotency import IdempotencyStore
 from reinit.log import Log
-from reinit.retry import Retrier, retryable_read
+from reinit.retry import Retrier, RetryQuota, retryable_read
+
+if TYPE_CHECKING:
+    from reinit.idempotency import IdempotencyStore
 
 
 @dataclass
@@ -30,11 +33,13 @@ class Result:
     may_have_run: bool = False  # ReInitDisk was accepted, or may have been
     reason: str | None = None  # for the log only (why a signature was refused); never sent
     snapshot_id: str | None = None  # the evidence snapshot taken before the wipe
+    in_doubt: bool = False  # ReInitDisk may have run and it could not be told (section 11)
 
     @classmethod
     def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:
         return cls(err.outcome, err.code, err.message, err.retryable, disk_id, instance_id,
-                   err.ecs_request_id, err.status, may_have_run=err.may_have_run, reason=err.reason)
+                   err.ecs_request_id, err.status, may_have_run=err.may_have_run, reason=err.reason,
+                   in_doubt=err.in_doubt, extra=dict(err.extra))
 
     def stored(self) -> dict:
         return {"Outcome": self.outcome, "Code": self.code, "Message": self.message, "Retryable": self.retryable,
@@ -51,11 +56,12 @@ class Result:
 
 @dataclass(frozen=True)
 class Once:
-    """The idempotency store bound to one invocation's event key."""
+    """The idempotency store bound to one invocation's key."""
 
     store: IdempotencyStore
     event_key: str
     hold_seconds: float  # until the invocation would time out
+    owner: str = ""  # the invocation id, for the record (and the log)
 
 
 @dataclass
@@ -70,9 +76,11 @@ class Context:
     deadline: float
     log: Log
     once: Once | None = None
+    quota: RetryQuota = field(default_factory=RetryQuota)  # shared by a batch's workers
 
     def retrier(self) -> Retrier:
-        return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying)
+        return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,
+                       quota=self.quota)
 
     def _retrying(self, err: EcsCallError) -> None:
         self.log.info("ecs.retry", action=err.action, code=err.code)

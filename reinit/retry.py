@@ -1,11 +1,16 @@
-"""Retries: exponential backoff with full jitter, bounded by the time the function has left.
+"""One retry engine for every cloud call (ECS, MNS, Function Compute).
 
-The rule: retry `Throttling*`, `ServiceUnavailable`, `InternalError` and network failures;
-repeat a write only where ECS cannot have carried it out (throttled, refused, unreachable).
+The rule: retry `Throttling*`, `ServiceUnavailable`, `InternalError` and network failures,
+with full-jitter backoff, never past the invocation's deadline, and only while the
+invocation's shared retry budget lasts (botocore's retry quota: a batch's workers draw on
+one budget, so an outage does not multiply retries across hundreds of disks). A write is
+repeated only where the service cannot have carried it out (throttled, refused,
+unreachable).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,21 +22,48 @@ RETRYABLE_CODES = TRANSIENT_ECS_CODES
 RETRYABLE_PREFIXES = ("Throttling",)
 
 
-def retryable_read(err: EcsCallError, codes=RETRYABLE_CODES, prefixes=RETRYABLE_PREFIXES) -> bool:
+def retryable_read(err, codes=RETRYABLE_CODES, prefixes=RETRYABLE_PREFIXES) -> bool:
     """A read may be repeated on throttling, a 5xx or a network failure."""
     if err.kind in ("throttled", "network", "unreachable", "server"):
         return True
     return err.code in codes or err.code.startswith(prefixes)
 
 
-def retryable_write(err: EcsCallError) -> bool:
-    """A write may be repeated only where ECS cannot have carried it out."""
+def retryable_write(err) -> bool:
+    """A write may be repeated only where the service cannot have carried it out."""
     return err.kind in ("throttled", "unreachable")
 
 
 def full_jitter(attempt: int, random: Callable[[], float], base: float = 0.5, cap: float = 8.0) -> float:
     """AWS's "full jitter": uniform in [0, min(cap, base * 2**attempt))."""
     return random() * min(cap, base * (2 ** attempt))
+
+
+class RetryQuota:
+    """A budget of retries shared by everything one invocation does (botocore's
+    RetryQuotaChecker): a retry costs RETRY_COST (a timeout TIMEOUT_COST), a first-try
+    success gives back SUCCESS_REFUND. When it is spent, failures are final at once."""
+
+    CAPACITY, RETRY_COST, TIMEOUT_COST, SUCCESS_REFUND = 500, 5, 10, 1
+
+    def __init__(self, capacity: int = CAPACITY):
+        self.capacity = self.available = capacity
+        self._lock = threading.Lock()
+        self.denied = 0
+
+    def acquire(self, err) -> int:
+        """The cost taken for one retry of `err`, or 0 when the budget cannot pay it."""
+        cost = self.TIMEOUT_COST if getattr(err, "kind", None) == "network" else self.RETRY_COST
+        with self._lock:
+            if cost > self.available:
+                self.denied += 1
+                return 0
+            self.available -= cost
+            return cost
+
+    def release(self, amount: int) -> None:
+        with self._lock:
+            self.available = min(self.capacity, self.available + amount)
 
 
 @dataclass
@@ -43,18 +75,30 @@ class Retrier:
     random: Callable[[], float]
     deadline: float  # on `clock`; no retry is started that would end after it
     max_attempts: int = 6
-    on_retry: Callable[[EcsCallError], None] | None = None
+    on_retry: Callable[[Exception], None] | None = None
+    quota: RetryQuota | None = None
+    errors: tuple[type[Exception], ...] = (EcsCallError,)  # what a call may fail with
+    base: float = 0.5
+    cap: float = 8.0
 
-    def call(self, fn: Callable[[], object], retry_if: Callable[[EcsCallError], bool] = retryable_read):
-        attempt = 0
+    def call(self, fn: Callable[[], object], retry_if: Callable[[Exception], bool] = retryable_read):
+        attempt, spent = 0, 0
         while True:
             try:
-                return fn()
-            except EcsCallError as err:
+                result = fn()
+            except self.errors as err:
                 attempt += 1
-                delay = full_jitter(attempt, self.random)
+                delay = full_jitter(attempt, self.random, self.base, self.cap)
                 if not retry_if(err) or attempt >= self.max_attempts or self.clock() + delay >= self.deadline:
                     raise
+                cost = self.quota.acquire(err) if self.quota is not None else 1
+                if not cost:
+                    raise  # the invocation's retry budget is spent: fail now, not later
+                spent += cost
                 if self.on_retry:
                     self.on_retry(err)
                 self.sleep(delay)
+                continue
+            if self.quota is not None:
+                self.quota.release(spent or RetryQuota.SUCCESS_REFUND)
+            return result

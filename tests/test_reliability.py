@@ -144,24 +144,50 @@ def test_repeat_refused_as_incorrect_disk_status_means_the_first_call_is_under_w
     assert len(cloud.calls("ReInitDisk")) == 2
 
 
-def test_ambiguous_failure_with_the_disk_unreadable_is_not_repeated(invoke, cloud):
+def test_ambiguous_failure_with_the_disk_unreadable_is_indeterminate_and_not_retried(invoke, cloud):
     cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="after")
     cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
-    with pytest.raises(InvocationFailed) as info:
-        invoke({"DiskId": D1})
-    body = json.loads(str(info.value))
-    assert (body["Outcome"], body["Code"]) == ("Failed", "ServiceUnavailable")
+    # Without a store nothing would make a retry look first: it returns normally, not retryable.
+    body = invoke({"DiskId": D1})
+    assert (body["Outcome"], body["Code"], body["Retryable"]) == ("Failed", "Indeterminate", False)
     assert body["EcsRequestId"]  # it says ReInitDisk was called
     assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 1
+    assert invoke.messages()[-1]["Code"] == "Indeterminate"
+
+
+def test_a_lost_answer_with_stop_instance_never_wipes_twice(invoke, cloud, clock):
+    # The red-team case: StopInstance, ReInitDisk runs but its answer is lost, the look
+    # fails too. Before: ServiceUnavailable, Retryable, the invocation failed and the
+    # platform's retry wiped again what the restarted instance had written.
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    cloud.faults.inject("ReInitDisk", when="drop_after")
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
+    first = invoke({"DiskId": D1, "StopInstance": True})
+    assert (first["Outcome"], first["Code"], first["Retryable"]) == ("Failed", "Indeterminate", False)
+    assert first["InstanceLeftStopped"] == instance_id(1)
+    cloud.faults.clear()
+    clock.advance(600)
+    cloud.ecs.instances[instance_id(1)].status = "Running"  # an operator starts it; it writes
+    assert invoke.reinit_count(D1) == 1
 
 
 def test_ambiguous_failure_when_the_instance_is_no_longer_stopped_is_not_repeated(invoke, cloud, clock):
     cloud.faults.inject("ReInitDisk", code="ServiceUnavailable", status=503, when="before")
     cloud.faults.set_latency(1.0, "ReInitDisk")
     cloud.ecs.instances[instance_id(1)].pending = [(clock.now() + 0.5, "Running")]  # started meanwhile
-    with pytest.raises(InvocationFailed):
-        invoke({"DiskId": D1})
+    body = invoke({"DiskId": D1})
+    assert (body["Code"], body["Retryable"]) == ("Indeterminate", False)
     assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 0
+
+
+def test_503_to_every_try_on_a_stopped_instance_is_safely_retryable(invoke, cloud):
+    cloud.faults.inject("ReInitDisk", code="ServiceUnavailable", status=503, times=1000)
+    with pytest.raises(InvocationFailed) as info:
+        invoke({"DiskId": D1})
+    body = json.loads(str(info.value))
+    assert (body["Code"], body["Retryable"]) == ("ServiceUnavailable", True)
+    assert "safely be repeated" in body["Message"]
+    assert cloud.ecs.instances[instance_id(1)].status == "Stopped" and invoke.reinit_count(D1) == 0
 
 
 def test_ambiguous_stop_is_waited_out_not_repeated(invoke, cloud):
@@ -250,17 +276,45 @@ def test_a_retryable_failure_releases_the_claim_so_the_retry_can_work(invoke, cl
     assert invoke.reinit_count(D1) == 1
 
 
-def test_an_ambiguous_failure_keeps_the_claim_so_a_retry_never_wipes_again(invoke, cloud, redis_store):
+def test_an_ambiguous_failure_is_in_doubt_and_a_redelivery_looks_before_repeating(invoke, cloud, redis_store):
     event = load_event("timer")
+    cloud.ecs.timings["reinit"] = 1000  # still ReIniting when the redelivery looks
     cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="after")
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
+    with pytest.raises(InvocationFailed) as info:  # in doubt, with a store: retryable
+        invoke(event)
+    assert json.loads(str(info.value))["Code"] == "Indeterminate"
+    cloud.faults.clear()
+    answer = invoke(event)  # the platform's retry: looks, sees ReIniting: the first call ran
+    assert answer["Outcome"] == "Succeeded" and "in doubt" in answer["Message"]
+    assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 1
+    assert invoke(event)["Duplicate"] is True  # and from now on it is done
+
+
+def test_an_outage_can_be_retried_through_with_a_store(invoke, cloud, redis_store):
+    # Before: an ambiguous failure was stored as done, and every retry answered "Duplicate".
+    event = load_event("timer")
+    cloud.faults.inject("ReInitDisk", code="ServiceUnavailable", status=503, times=1000)
+    with pytest.raises(InvocationFailed):
+        invoke(event)
+    cloud.faults.clear()
+    answer = invoke(event)
+    assert answer["Outcome"] == "Succeeded" and invoke.reinit_count(D1) == 1
+
+
+def test_in_doubt_and_the_instance_started_meanwhile_is_never_repeated(invoke, cloud, redis_store, clock):
+    event = load_event("timer")
+    cloud.faults.inject("ReInitDisk", when="drop_after")
     cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
     with pytest.raises(InvocationFailed):
         invoke(event)
     cloud.faults.clear()
+    clock.advance(60)  # the reinit finished; someone starts the instance, which writes
+    cloud.ecs.instances[instance_id(1)].status = "Running"
     with pytest.raises(InvocationFailed) as info:
         invoke(event)
-    assert json.loads(str(info.value))["Duplicate"] is True
-    assert invoke.reinit_count(D1) == 1
+    assert json.loads(str(info.value))["Code"] == "Indeterminate"
+    assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 1
 
 
 def test_in_progress_records_expire_with_the_holders_timeout(invoke, cloud, redis_store):
@@ -310,9 +364,13 @@ def test_webhook_replay_refused_within_one_instance_without_a_store(invoke):
 
 
 def test_idempotency_key_header_keys_http_requests(invoke, cloud, redis_store):
-    first = invoke.http({"DiskId": D1}, headers={"Idempotency-Key": "ticket-4711"})
-    again = invoke.http({"DiskId": D1, "AutoStartInstance": False}, headers={"idempotency-key": "ticket-4711"})
-    assert json.loads(again["body"])["Duplicate"] is True
+    import time
+    now = int(time.time())
+    first = invoke.http({"DiskId": D1}, headers={"Idempotency-Key": "ticket-4711"}, timestamp=now)
+    again = invoke.http({"DiskId": D1}, headers={"idempotency-key": "ticket-4711"}, timestamp=now - 1)
+    assert json.loads(again["body"])["Duplicate"] is True  # a new signature, the same request
+    other = invoke.http({"DiskId": D1, "AutoStartInstance": False}, headers={"idempotency-key": "ticket-4711"})
+    assert (other["statusCode"], json.loads(other["body"])["Code"]) == (400, "InvalidParameter.Conflict")
     assert json.loads(first["body"])["Outcome"] == "Succeeded"
     assert invoke.reinit_count(D1) == 1
 
