@@ -47,7 +47,7 @@ from emulator.ecs import exceptions as ecs_exc
 from emulator.ecs.models import EcsBackend
 from emulator.ecs.responses import EcsResponses
 from emulator.faults import Faults
-from reinit.app import App
+from reinit.app import App, InvocationFailed
 from reinit.ecs import EcsApi, EcsCallError
 
 LATENCY = 0.020  # seconds a call
@@ -167,7 +167,10 @@ def run(limiter: Limiter, n: int, path: str, seed: int = 1) -> dict:
         succeeded = 0
         if path == "naive":
             for k in range(n):
-                answer = app.handle(json.dumps({"DiskId": f"d-bench{k:012d}"}).encode(), context())
+                try:
+                    answer = app.handle(json.dumps({"DiskId": f"d-bench{k:012d}"}).encode(), context())
+                except InvocationFailed:  # Failed, Retryable: the platform would retry it
+                    continue
                 succeeded += answer.get("Outcome") == "Succeeded"
         else:
             event = {"triggerTime": "2026-11-26T02:00:00Z", "triggerName": "bench",

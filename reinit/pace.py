@@ -85,7 +85,7 @@ class Pacer:
                 if self._credit >= 1 and self._hold == 0:
                     self._credit -= 1
                     at = now
-                    self._next = max(self._next, now)
+                    self._next = max(self._next, now + 1.0 / self.rate)
                 else:
                     at = max(now, self._next)
                     self._next = at + 1.0 / self.rate
