@@ -423,9 +423,15 @@ class EcsBackend:
                 "SecurityEnhancementStrategy": security_enhancement_strategy,
             }
             self.calls["ReInitDisk"] += 1
-            disk.status = "ReIniting"
-            reinit = self.timings["reinit"]
-            self._schedule(disk, (reinit, "In_use"))
+            # `reinit_start`: ECS may show ReIniting a moment after it accepted the call
+            # (the completion wait must not take that moment for the end).
+            late = self.timings.get("reinit_start", 0.0)
+            reinit = late + self.timings["reinit"]
+            if late > 0:
+                self._schedule(disk, (late, "ReIniting"), (reinit, "In_use"))
+            else:
+                disk.status = "ReIniting"
+                self._schedule(disk, (reinit, "In_use"))
             if auto_start:
                 inst.started_once = True
                 self._schedule(
