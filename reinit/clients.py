@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from reinit.config import Config
+from reinit.config import Config, ecs_endpoint_for
 from reinit.ecs import Credentials, EcsApi
 from reinit.notify import Publisher
 
@@ -24,15 +24,6 @@ def resolve_credentials(context, env: dict) -> Credentials | None:
     if ak and secret:
         return Credentials(ak, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
     return None
-
-
-def ecs_endpoint_for(config: Config, region: str) -> str | None:
-    """ECS's endpoint for `region` (INTERFACE.md section 11, "Regions"):
-    `https://ecs.<region>.aliyuncs.com`, unless REINIT_ECS_ENDPOINT names one for all."""
-    default_of_home = f"https://ecs.{config.region}.aliyuncs.com"
-    if config.ecs_endpoint is None or config.ecs_endpoint != default_of_home:
-        return config.ecs_endpoint  # set by REINIT_ECS_ENDPOINT (or unusable: Config.Invalid)
-    return f"https://ecs.{region}.aliyuncs.com"
 
 
 class ClientCache:
