@@ -13,8 +13,8 @@ from alibabacloud_tea_openapi import utils_models as openapi_models
 
 from emulator.clock import ManualClock
 from emulator.server import Emulator
-from reinit.clients import ClientCache, ecs_endpoint_for
-from reinit.config import load_config
+from reinit.clients import ClientCache
+from reinit.config import ecs_endpoint_for, load_config
 from reinit.ecs import Credentials, EcsApi, EcsCallError
 from reinit.log import Log
 from reinit.result import Context
