@@ -1,0 +1,307 @@
+"""Never twice, never hung, never silent (issue 9): the reliability promises at the edges of
+time, retries and hand-offs, through the real handler, the real SDKs and the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reinit.app import InvocationFailed
+from reinit.retry import Retrier, RetryQuota
+from tests.conftest import base_seed, disk_id, instance_id, load_event
+
+D1 = disk_id(1)
+
+
+def timer(payload: dict) -> dict:
+    return {**load_event("timer"), "payload": json.dumps(payload)}
+
+
+# -- 1. waiting --------------------------------------------------------------------------------
+@pytest.mark.parametrize("reinit_seconds", [0.01, 0.5, 1.9])
+def test_a_reinit_faster_than_the_first_look_is_reported_promptly(invoke, cloud, clock, env, reinit_seconds):
+    # Before: the wait never saw ReIniting and ran to the deadline (about 595 s with 600 s).
+    cloud.ecs.timings["reinit"] = reinit_seconds
+    cloud.faults.set_latency(0.05)
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "WaitForCompletion": True}, timeout=600)
+    assert (answer["Outcome"], answer["Code"]) == ("Succeeded", None)
+    assert clock.now() - start < 15
+    assert invoke.reinit_count(D1) == 1
+
+
+def test_a_reinit_that_shows_reiniting_a_moment_late_is_waited_to_its_real_end(invoke, cloud, clock):
+    cloud.ecs.timings.update(reinit_start=1.5, reinit=40.0)
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "WaitForCompletion": True}, timeout=600)
+    assert answer["Outcome"] == "Succeeded" and "inferred" not in answer["Message"]
+    assert clock.now() - start >= 41.5  # it did not take the moment before ReIniting for the end
+    assert cloud.ecs.disks[D1].status == "In_use"
+
+
+def test_an_inferred_end_says_so(invoke, cloud):
+    cloud.ecs.timings["reinit"] = 0.01
+    cloud.faults.set_latency(0.05)  # over before the first look
+    answer = invoke({"DiskId": D1, "WaitForCompletion": True}, timeout=600)
+    assert "inferred" in answer["Message"] and "never seen ReIniting" in answer["Message"]
+
+
+def test_an_instance_that_ecs_starts_tells_the_reinit_is_over(invoke, cloud, clock):
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    cloud.ecs.timings.update(reinit=0.01, start=4.0)
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "StopInstance": True, "WaitForCompletion": True}, timeout=600)
+    assert answer["Outcome"] == "Succeeded"
+    assert cloud.ecs.instances[instance_id(1)].status == "Running"
+    assert clock.now() - start < 30
+
+
+def test_fast_reinits_in_a_batch_are_not_reported_as_timeouts(invoke, cloud):
+    cloud.ecs.timings["reinit"] = 0.01
+    summary = invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 5)], "WaitForCompletion": True}), timeout=600)
+    assert summary["Counts"]["Succeeded"] == 4 and summary["Code"] is None
+
+
+def test_a_stop_that_is_already_over_is_seen_at_the_first_look(invoke, cloud, clock):
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    cloud.ecs.timings["stop"] = 0.01
+    start = clock.now()
+    assert invoke({"DiskId": D1, "StopInstance": True})["Outcome"] == "Succeeded"
+    assert clock.now() - start < 3
+
+
+def test_a_wait_never_runs_past_the_deadline(invoke, cloud, clock):
+    cloud.ecs.timings["reinit"] = 10_000
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "WaitForCompletion": True}, timeout=30)
+    assert (answer["Code"], answer["Retryable"]) == ("WaitTimeout", False)
+    assert answer["EcsRequestId"]  # it says ReInitDisk ran
+    assert clock.now() - start <= 30
+
+
+# -- 6. restart symmetry -----------------------------------------------------------------------
+def two_disk_instance() -> dict:
+    """One Running instance with a system disk and a data disk."""
+    seed = base_seed(1)
+    seed["instances"][0]["Status"] = "Running"
+    seed["disks"].append({"DiskId": disk_id(9), "InstanceId": instance_id(1), "Type": "data",
+                          "Tags": {"reinit-allowed": "true", "fleet": "lab"}})
+    return seed
+
+
+@pytest.mark.parametrize("seed", [two_disk_instance()])
+def test_a_batch_that_stopped_an_instance_starts_it_again_when_the_last_disk_is_refused(invoke, cloud, seed):
+    cloud.ecs.disks[D1].tags.pop("reinit-allowed")  # the system disk, last, fails the guard
+    summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True}))
+    by_disk = {r["DiskId"]: r for r in summary["Results"]}
+    assert by_disk[disk_id(9)]["Outcome"] == "Succeeded"
+    assert by_disk[D1]["Code"] == "Forbidden.TagRequired"
+    assert by_disk[D1]["InstanceRestarted"] == instance_id(1) and "started it again" in by_disk[D1]["Message"]
+    assert invoke.writes() == ["StopInstance", "ReInitDisk", "StartInstance"]
+
+
+@pytest.mark.parametrize("seed", [two_disk_instance()])
+def test_max_errors_never_leaves_a_stopped_instance_unsaid(invoke, cloud, seed):
+    cloud.faults.inject("ReInitDisk", code="InvalidDiskCategory.NotSupported", status=403)  # the data disk fails
+    summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True, "MaxErrors": 1}))
+    by_disk = {r["DiskId"]: r for r in summary["Results"]}
+    assert by_disk[D1]["Code"] == "Aborted.MaxErrors"
+    assert by_disk[D1]["InstanceRestarted"] == instance_id(1)
+    assert invoke.writes()[-1] == "StartInstance"
+
+
+# -- 7. every failure is a result --------------------------------------------------------------
+def test_deep_nesting_is_answered_and_published_not_an_internal_error(invoke, cloud):
+    answer = invoke(b'{"DiskId": ' + b"[" * 20000 + b"]" * 20000 + b"}")
+    assert answer["Code"] == "InvalidEvent.Malformed"
+    assert [m["Code"] for m in invoke.messages()] == ["InvalidEvent.Malformed"]
+
+
+# -- 5. idempotency keys -----------------------------------------------------------------------
+def test_an_invoke_is_keyed_by_the_fc_request_id_that_fc_keeps_across_its_retries(invoke, cloud, redis_store, clock):
+    import index
+    ctx = invoke.context()
+    ctx.request_id = "1-6745b2c1-0a1b2c3d4e5f"
+    cloud.faults.inject("PublishMessage", when="drop", times=100)  # the topic is down: the invocation fails
+    with pytest.raises(InvocationFailed):
+        index.handler(json.dumps({"DiskId": D1}).encode(), ctx)
+    cloud.faults.clear()
+    again = index.handler(json.dumps({"DiskId": D1}).encode(), ctx)  # FC's retry: same request id
+    assert again["Duplicate"] is True and invoke.reinit_count(D1) == 1
+    clock.advance(60)
+    other = invoke({"DiskId": D1})  # another invocation: another request id, carried out
+    assert other["Outcome"] == "Succeeded" and invoke.reinit_count(D1) == 2
+
+
+def test_a_client_token_keys_the_request_across_triggers(invoke, cloud, redis_store):
+    first = invoke({"DiskId": D1, "ClientToken": "change-4711"})
+    again = invoke.http({"DiskId": D1, "ClientToken": "change-4711"})
+    assert first["Outcome"] == "Succeeded" and json.loads(again["body"])["Duplicate"] is True
+    other = invoke({"DiskId": disk_id(2), "ClientToken": "change-4711"})
+    assert (other["Outcome"], other["Code"]) == ("Rejected", "InvalidParameter.Conflict")
+    assert invoke.reinit_count(D1) == 1 and invoke.reinit_count(disk_id(2)) == 0
+
+
+def test_the_stored_fingerprint_never_holds_the_password(invoke, cloud, redis_store):
+    import redis
+    password = "Zx9!kLm#Qr2$"
+    invoke({"DiskId": D1, "Password": password, "ClientToken": "t-1"})
+    client = redis.Redis.from_url(redis_store)
+    stored = b"".join(client.get(k) or b"" for k in client.keys("reinit:*"))
+    assert password.encode() not in stored and b"Zx9" not in stored
+    retried = invoke({"DiskId": D1, "Password": password, "ClientToken": "t-1"})
+    assert retried["Duplicate"] is True
+    assert invoke({"DiskId": D1, "Password": password + "x", "ClientToken": "t-1"})["Code"] == "InvalidParameter.Conflict"
+
+
+@pytest.mark.parametrize("token", ["", "x" * 65, "bad token", "ü"])
+def test_a_client_token_is_1_to_64_printable_ascii(invoke, token):
+    assert invoke({"DiskId": D1, "ClientToken": token})["Code"] == "InvalidParameter.Type"
+
+
+# -- 8. the claim ------------------------------------------------------------------------------
+def test_the_claim_is_held_for_the_invocations_own_time(invoke, cloud, redis_store):
+    import redis
+
+    from reinit.idempotency import IdempotencyStore
+    client = redis.Redis.from_url(redis_store)
+    held = {}
+    original = cloud.ecs.reinit_disk
+
+    def spy(*a, **kw):
+        held.update({k.decode(): client.pttl(k) for k in client.keys("reinit:event:*")})
+        return original(*a, **kw)
+
+    cloud.ecs.reinit_disk = spy
+    invoke(load_event("timer") | {"payload": json.dumps({"DiskId": D1})}, timeout=900)
+    [ttl] = held.values()
+    assert 900_000 <= ttl <= 910_000
+    assert IdempotencyStore  # the store module holds the hold rule
+
+
+def test_a_record_that_cannot_be_read_is_a_store_failure_and_nothing_is_done(invoke, cloud, redis_store):
+    import redis
+
+    from reinit.idempotency import IdempotencyStore
+    event = timer({"DiskId": D1})
+    key = f"timer:{event['triggerName']}@{event['triggerTime']}"
+    redis.Redis.from_url(redis_store).set(IdempotencyStore.key(key, D1), b"\xff{not json")
+    with pytest.raises(InvocationFailed) as info:
+        invoke(event)
+    body = json.loads(str(info.value))
+    assert (body["Code"], body["Retryable"]) == ("ServiceUnavailable", True)
+    assert invoke.writes() == []
+
+
+def test_concurrent_copies_wipe_once(invoke, cloud, redis_store):
+    import threading
+    event = timer({"DiskId": D1})
+    cloud.faults.set_latency(0.2, "ReInitDisk")
+    answers, errors = [], []
+
+    def one():
+        try:
+            answers.append(invoke(event))
+        except InvocationFailed as failed:
+            errors.append(json.loads(str(failed)))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert invoke.reinit_count(D1) == 1
+    assert {a.get("Code") for a in answers + errors} <= {None, "Conflict.InProgress"}
+
+
+# -- 4. chunks ---------------------------------------------------------------------------------
+@pytest.fixture
+def split(env, cloud):
+    import index
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit", REINIT_FLEET_CHUNK="2")
+    cloud.fc.register("reinit", lambda event, context: index.handler(event, context))
+
+
+def test_a_retried_parent_starts_no_chunk_twice_even_without_a_store(invoke, cloud, split):
+    event = timer({"DiskIds": [disk_id(n) for n in range(1, 5)]})
+    first = invoke(event)
+    again = invoke(event)  # the platform (or the timer) delivered the parent twice
+    assert again["BatchId"] == first["BatchId"] and again["Dispatched"] == ["already-handed-off"] * 2
+    statuses = [c["Status"] for c in cloud.calls("InvokeFunction", service="fc")]
+    assert statuses == [202, 202, 409, 409]
+    assert cloud.fc.run_pending() == 2
+    assert all(invoke.reinit_count(disk_id(n)) == 1 for n in range(1, 5))
+
+
+def test_chunks_carry_a_task_id_from_batch_and_chunk(invoke, cloud, split):
+    invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 5)]}))
+    ids = sorted(cloud.fc.task_ids["reinit"])
+    assert len(ids) == 2 and ids[0].endswith("_0") and ids[1].endswith("_1")
+
+
+def test_a_lost_invoke_answer_is_retried_safely_thanks_to_the_task_id(invoke, cloud, split):
+    cloud.faults.inject("InvokeFunction", when="drop_after")
+    summary = invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 5)]}))
+    assert summary["Dispatched"][0] == "already-handed-off"  # the repeat met the task it had queued
+    assert cloud.fc.run_pending() == 2
+    assert all(invoke.reinit_count(disk_id(n)) == 1 for n in range(1, 5))
+
+
+# -- 9. one retry engine -----------------------------------------------------------------------
+class Flaky(Exception):
+    kind = "server"
+
+    def __init__(self):
+        self.retryable = True
+
+
+def test_the_retry_quota_is_shared_and_ends_retries_when_spent():
+    now = [0.0]
+    quota = RetryQuota(capacity=20)  # four retries' worth
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise Flaky()
+
+    for _ in range(3):
+        retrier = Retrier(lambda: now[0], lambda s: now.__setitem__(0, now[0] + s), lambda: 0.5, 1e9,
+                          quota=quota, errors=(Flaky,))
+        with pytest.raises(Flaky):
+            retrier.call(failing, lambda e: True)
+    assert len(calls) == 3 + 4 and quota.available == 0 and quota.denied >= 2
+
+
+def test_a_success_gives_back_to_the_quota():
+    quota = RetryQuota(capacity=20)
+    attempts = iter([Flaky(), None])
+
+    def once_flaky():
+        err = next(attempts)
+        if err:
+            raise err
+        return "ok"
+
+    retrier = Retrier(lambda: 0.0, lambda s: None, lambda: 0.5, 1e9, quota=quota, errors=(Flaky,))
+    assert retrier.call(once_flaky, lambda e: True) == "ok" and quota.available == 20
+
+
+@pytest.mark.parametrize("seed", [base_seed(120)])
+def test_an_ecs_outage_does_not_multiply_retries_across_a_batch(invoke, cloud, env, seed):
+    env["REINIT_MAX_DISKS"] = "200"
+    cloud.faults.inject("ReInitDisk", code="Throttling.User", status=400, times=10_000)
+    summary = invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 121)]}), timeout=3600)
+    # Without a shared budget each disk would try 6 times (720 calls); with it, the batch
+    # spends at most 100 retries (500 / 5) beyond the first tries.
+    assert 120 < len(cloud.calls("ReInitDisk")) <= 120 + 100
+    assert summary["Counts"]["Failed"] == 120
+
+
+def test_publishing_goes_through_the_engine_and_stops_at_the_deadline(invoke, cloud, clock):
+    cloud.faults.inject("PublishMessage", code="InternalError", status=500, times=1000)
+    cloud.faults.set_latency(4.0, "PublishMessage")
+    start = clock.now()
+    answer = invoke({"DiskId": D1}, timeout=10)
+    assert answer["Outcome"] == "Succeeded"
+    assert clock.now() - start <= 10
