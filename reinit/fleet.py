@@ -87,6 +87,7 @@ class Batch:
             instances = instances_of(self.ctx, disks)
         except ReinitError as err:
             return [], Result.from_error(err), {}
+        self.progress(force=True)  # a first line at once: a terminal shows the bar from the start
         for disk_id in missing:
             self.record(Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {disk_id} does not exist in "
                                f"{self.ctx.ecs.region}.", disk_id=disk_id, status=404))
@@ -139,9 +140,9 @@ class Batch:
         if self.on_result:
             self.on_result(result)
 
-    def progress(self) -> None:
+    def progress(self, force: bool = False) -> None:
         now = self.ctx.clock()
-        if now - self._last_progress >= PROGRESS_EVERY:
+        if force or now - self._last_progress >= PROGRESS_EVERY:
             self._last_progress = now
             done = len(self.results)
             self.ctx.log.info("batch.progress", done=done, total=self.total,

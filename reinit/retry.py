@@ -84,12 +84,14 @@ class Retrier:
     def call(self, fn: Callable[[], object], retry_if: Callable[[Exception], bool] = retryable_read):
         attempt, spent = 0, 0
         while True:
+            began = self.clock()
             try:
                 result = fn()
             except self.errors as err:
                 attempt += 1
                 delay = full_jitter(attempt, self.random, self.base, self.cap)
-                if not retry_if(err) or attempt >= self.max_attempts or self.clock() + delay >= self.deadline:
+                took = self.clock() - began  # a retry that would end past the deadline is not started
+                if not retry_if(err) or attempt >= self.max_attempts or self.clock() + delay + took >= self.deadline:
                     raise
                 cost = self.quota.acquire(err) if self.quota is not None else 1
                 if not cost:
