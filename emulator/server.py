@@ -168,8 +168,21 @@ class Emulator:
                 raise FcError("PathNotSupported", 400, f"'{method}' against '{path}' is not supported")
             if entry["InvocationType"] != "Async":
                 raise FcError("InvalidArgument", 400, "Only asynchronous invocations are emulated.")
+            fault = self.faults.take("InvokeFunction")  # the same fault points as ECS's
+            if fault and fault.when in ("before", "drop"):
+                if fault.when == "drop":
+                    raise _Dropped()
+                raise FcError(fault.code, fault.status, fault.message)
             fc_request_id = self.fc.invoke_async(name, body, entry["TaskId"])
+            if fault:  # after / drop_after: queued, and the caller cannot tell
+                if fault.when == "drop_after":
+                    raise _Dropped()
+                raise FcError(fault.code, fault.status, fault.message)
             status, payload, extra = 202, b"", {"x-fc-request-id": fc_request_id}
+        except _Dropped:
+            entry.update(Status=None, Code="ConnectionDropped")
+            self._record(entry)
+            raise
         except FcError as err:
             status, extra = err.status, {"x-fc-request-id": request_id}
             payload = json.dumps({"Code": err.code, "Message": err.message, "RequestId": request_id}).encode()
