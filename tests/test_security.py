@@ -3,9 +3,11 @@ line, a response, a published message or an exception, whatever happens."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from types import SimpleNamespace
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -49,9 +51,44 @@ def _all_text(seen, handler, capsys, invoke):
     return "\n".join([*seen, *handler.lines, out.out, out.err, *(json.dumps(m) for m in invoke.messages())])
 
 
-def _forms(value):
-    from urllib.parse import quote, quote_plus
-    return {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe="")}
+def _base64_cores(value: str) -> set[str]:
+    """The base64 characters that carry only `value`'s own bits, wherever `value` sits in a
+    longer blob: the blob may put 0, 1 or 2 bytes before it, and anything after it."""
+    raw = value.encode("utf-8")
+    cores = set()
+    for lead in range(3):
+        text = base64.b64encode(b"\xff" * lead + raw + b"\xff\xff").decode("ascii")
+        first = -(-8 * lead // 6)  # the first sextet that starts at or after the value's first bit
+        last = 8 * (lead + len(raw)) // 6  # one past the last sextet that ends by its last bit
+        core = text[first:last]
+        cores |= {core, core.replace("+", "-").replace("/", "_")}  # standard and URL-safe alphabets
+    return cores
+
+
+def _forms(value: str) -> set[str]:
+    """Every text an echo of `value` may take: plain, JSON-escaped, URL-encoded once, twice
+    (the API gateway's string to sign) and thrice, and base64. The test's own list: it does
+    not ask reinit/scrub.py which forms it knows."""
+    once = {value, quote(value, safe=""), quote(value), quote_plus(value, safe=""), quote_plus(value)}
+    twice = {quote(f, safe="") for f in once} | {quote_plus(f, safe="") for f in once} | {quote(f) for f in once}
+    thrice = {quote(f, safe="") for f in twice} | {quote_plus(f, safe="") for f in twice}
+    forms = once | twice | thrice
+    forms |= {json.dumps(f)[1:-1] for f in forms} | {json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms |= _base64_cores(value)
+    return {f for f in forms if len(f) >= 6}  # a shorter core would match innocent text by chance
+
+
+def test_the_forms_cover_the_encodings_a_gateway_writes():
+    """The scan list itself: a form missing from it would let a leak pass unseen."""
+    forms = _forms(PASSWORD)
+    assert quote(quote(PASSWORD, safe=""), safe="") in forms  # "%2524%2524w0rd%252F..."
+    assert "Pa%252524%252524w0rd" in {f[:20] for f in forms}  # thrice
+    blob = base64.b64encode(b"user:" + PASSWORD.encode()).decode()  # e.g. an Authorization header
+    assert any(core in blob for core in forms)
+    for lead in (b"", b"x", b"xy"):
+        encoded = base64.b64encode(lead + PASSWORD.encode() + b"tail").decode()
+        assert any(core in encoded and len(core) >= len(PASSWORD) for core in forms)
+        assert any(core in base64.urlsafe_b64encode(lead + PASSWORD.encode()).decode() for core in forms)
 
 
 def test_no_secret_leaks_in_any_flow(everything, invoke, cloud, capsys, monkeypatch):
@@ -94,6 +131,60 @@ def test_no_secret_leaks_in_any_flow(everything, invoke, cloud, capsys, monkeypa
     assert cloud.ecs.disks[disk_id(1)].last_reinit["PasswordSet"] is True  # ...and ECS did get the password
 
 
+def _string_to_sign(password: str) -> str:
+    """What the API gateway's SignatureDoesNotMatch says: the canonical query, each value
+    URL-encoded once, then the whole query URL-encoded again: the password twice encoded."""
+    query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in sorted({
+        "AccessKeyId": AK, "Action": "ReInitDisk", "DiskId": disk_id(1), "Format": "JSON", "Password": password,
+        "SecurityToken": TOKEN, "SignatureMethod": "HMAC-SHA1", "Version": "2014-05-26"}.items()))
+    return f"POST&%2F&{quote(query, safe='~')}"
+
+
+def _kept_slash_twice(value: str) -> set[str]:
+    """Forms whose second URL-encoding pass keeps '/' (quote()'s default, a path encoder)."""
+    kept = quote(quote(value))
+    if kept == quote(quote(value, safe=""), safe=""):  # no '/' in the value: nothing kept
+        return set()
+    return {kept, quote(kept, safe=""), quote_plus(kept, safe="")}
+
+
+@pytest.mark.parametrize("echo", ["string to sign", "every form"])
+def test_an_ecs_error_that_echoes_the_request_is_scrubbed_everywhere(everything, invoke, cloud, capsys, echo):
+    run, seen, handler = everything
+    sts = _string_to_sign(PASSWORD)
+    assert quote(quote(PASSWORD, safe=""), safe="") in sts  # the gateway's message really holds the password
+    message = (f"Specified signature is not matched with our calculation. server string to sign is:{sts}"
+               if echo == "string to sign" else " | ".join(sorted(_forms(PASSWORD) - _kept_slash_twice(PASSWORD) | _forms(TOKEN))))
+    cloud.faults.inject("ReInitDisk", code="SignatureDoesNotMatch", status=400, message=message)
+    run({"DiskId": disk_id(1), "Password": PASSWORD})
+    event = load_event("timer")  # the same echo through another door
+    event["payload"] = json.dumps({"DiskId": disk_id(2), "Password": PASSWORD})
+    cloud.faults.inject("ReInitDisk", code="SignatureDoesNotMatch", status=400, message=message)
+    run(event)
+    answers = [json.loads(a) for a in seen]
+    assert [a["Code"] for a in answers] == ["SignatureDoesNotMatch"] * 2, answers  # ECS was called, and refused
+    published = cloud.messages("reinit-results")
+    assert [json.loads(m["MessageBody"])["Code"] for m in published] == ["SignatureDoesNotMatch"] * 2
+    text = _all_text(seen, handler, capsys, invoke) + "\n".join(m["MessageBody"] for m in published)
+    assert "SignatureDoesNotMatch" in text and "<redacted>" in text  # the message got through, scrubbed
+    for secret in (PASSWORD, TOKEN, SECRET):
+        for form in _forms(secret):
+            assert form not in text, f"an ECS error message leaked {secret[:4]}... in the form {form!r}"
+    assert [r["Action"] for r in cloud.calls()].count("ReInitDisk") == 2
+
+
+@pytest.mark.xfail(strict=True, reason="reinit/scrub.py encodings(): a second URL-encoding pass that keeps '/' "
+                   "(quote()'s default) is not scrubbed; reported to the lead (issue 10 item 7)")
+def test_an_echo_encoded_twice_keeping_slashes_is_scrubbed(everything, invoke, cloud, capsys):
+    run, seen, handler = everything
+    cloud.faults.inject("ReInitDisk", code="SignatureDoesNotMatch", status=400, message=quote(quote(PASSWORD)))
+    run({"DiskId": disk_id(1), "Password": PASSWORD})
+    assert json.loads(seen[0])["Code"] == "SignatureDoesNotMatch"
+    text = _all_text(seen, handler, capsys, invoke)
+    for form in _forms(PASSWORD):
+        assert form not in text, f"leaked in the form {form!r}"
+
+
 def test_network_errors_lose_the_query_string():
     class Inner(Exception):
         pass
@@ -130,13 +221,33 @@ def test_the_ram_policy_is_least_privilege():
     import pathlib
     policy = json.loads((pathlib.Path(__file__).resolve().parents[1] / "ram" / "reinit-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert actions == {"ecs:DescribeDisks", "ecs:DescribeInstances", "ecs:StopInstance", "ecs:StartInstance",
-                       "ecs:ReInitDisk", "mns:PublishMessage", "fc:InvokeFunction"}
+    # The evidence snapshot (CreateSnapshot, DescribeSnapshots; TagResources for its tags)
+    # is the only addition to what a reinit needs; nothing deletes, nothing else writes.
+    assert actions - {"ecs:TagResources"} == {
+        "ecs:DescribeDisks", "ecs:DescribeInstances", "ecs:StopInstance", "ecs:StartInstance", "ecs:ReInitDisk",
+        "ecs:CreateSnapshot", "ecs:DescribeSnapshots", "mns:PublishMessage", "fc:InvokeFunction"}
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    assert not any("*" in a or "Delete" in a for a in actions)
     [reinit] = [s for s in policy["Statement"] if "ecs:ReInitDisk" in s["Action"]]
     assert reinit["Action"] == ["ecs:ReInitDisk"]
+    assert reinit["Resource"] == "acs:ecs:*:*:disk/*"
     assert reinit["Condition"] == {"StringEquals": {"ecs:tag/reinit-allowed": "true"}}
+    # A snapshot is taken only of a disk that carries the tag; on the snapshot side the
+    # grant names snapshots only, never disks or instances.
+    for s in policy["Statement"]:
+        if "ecs:CreateSnapshot" in s["Action"] or "ecs:TagResources" in s["Action"]:
+            assert set(s["Action"]) <= {"ecs:CreateSnapshot", "ecs:TagResources"}
+            assert s["Resource"] in ("acs:ecs:*:*:disk/*", "acs:ecs:*:*:snapshot/*"), s
+            if s["Resource"].endswith(":disk/*"):
+                assert s["Action"] == ["ecs:CreateSnapshot"]
+                assert s["Condition"] == {"StringEquals": {"ecs:tag/reinit-allowed": "true"}}
+    assert any(s["Resource"].endswith(":disk/*") and "ecs:CreateSnapshot" in s["Action"] for s in policy["Statement"])
+    [stop_start] = [s for s in policy["Statement"] if "ecs:StopInstance" in s["Action"]]
+    assert set(stop_start["Action"]) == {"ecs:StopInstance", "ecs:StartInstance"}
+    assert stop_start["Resource"] == "acs:ecs:*:*:instance/*"
+    unrestricted = {a for s in policy["Statement"] if s["Resource"] == "*" for a in s["Action"]}
+    assert unrestricted <= {"ecs:DescribeDisks", "ecs:DescribeInstances", "ecs:DescribeSnapshots"}  # reads only
     [publish] = [s for s in policy["Statement"] if "mns:PublishMessage" in s["Action"]]
     assert publish["Resource"].endswith("/topics/reinit-results/messages")
     [invoke] = [s for s in policy["Statement"] if "fc:InvokeFunction" in s["Action"]]
     assert invoke["Resource"].endswith(":functions/reinit")  # only itself, for the chunks of a big batch
-    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
