@@ -9,9 +9,11 @@ busy the machine is: CPU time costs no virtual time, only sleeps do (the emulate
 latency, the pace's spacing, the retry backoff).
 
 How a thread is told to be blocked rather than working: by its current Python frame
-(`sys._current_frames`). A thread woken by another thread (not by this clock) can look
-blocked for a moment after the wake-up; quiescence must be seen twice, a moment apart,
-before time moves, which leaves only a race that starts a worker a little late.
+(`sys._current_frames`). A thread in `Condition.wait` is blocked only while its waiter
+is still queued on the condition: once notified, it counts as working until it sleeps or
+blocks again, so a wake-up from another thread is never mistaken for quiet. Quiescence
+must also be seen twice, a moment apart, before time moves. What remains is a pool
+worker picking up its first task (a C-level queue), which can start a little late.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ _BLOCKED = {
     ("threading.py", "_wait_for_tstate_lock"),  # Thread.join
     ("concurrent/futures/thread.py", "_worker"),  # an idle pool worker: work_queue.get()
 }
+
+
+def _still_waiting(frame) -> bool:
+    """A thread in Condition.wait that nobody has notified yet."""
+    local = frame.f_locals
+    condition, waiter = local.get("self"), local.get("waiter")
+    return waiter is not None and waiter in getattr(condition, "_waiters", ())
 
 
 class VirtualClock:
@@ -76,6 +85,8 @@ class VirtualClock:
                 return False  # due: woken, not yet running
             name = frame.f_code.co_filename.replace("\\", "/")
             if not any(name.endswith(f) and frame.f_code.co_name == fn for f, fn in _BLOCKED):
+                return False
+            if frame.f_code.co_name == "wait" and not _still_waiting(frame):
                 return False
         return True
 

@@ -298,3 +298,55 @@ def test_paced_ecs_tells_the_pace_each_answer_and_counts_throttles(clock):
     with pytest.raises(EcsCallError):
         paced.call("DescribeDisks", {"fail": True})
     assert paces.get("DescribeDisks").throttles == 0
+
+
+# -- several callers at once ------------------------------------------------------------------
+def test_eight_workers_wait_out_an_empty_window_with_one_probe_at_a_time():
+    """A batch's eight workers against a 60 s window, on the benchmark's discrete-event
+    clock (time moves only when every worker sleeps). While the window is empty only one
+    call at a time goes out to see whether it has opened, so Throttling stays rare and no
+    call comes near the Retrier's six attempts."""
+    import threading
+
+    from bench.vclock import VirtualClock
+
+    clock = VirtualClock()
+    try:
+        faults, pacer = Faults(clock), Pacer(clock.now, clock.sleep, 10.0)
+        start = clock.now()
+        faults.set_quota(ACTION, "window", 200, window=60.0)
+        work, lock, worst, blocked = list(range(400)), threading.Lock(), [], []
+
+        def worker():
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    work.pop()
+                tries = 0
+                while True:
+                    generation = pacer.acquire()
+                    clock.sleep(0.02)
+                    if faults.admit(ACTION):
+                        pacer.succeeded(generation)
+                        break
+                    pacer.throttled(generation)
+                    tries += 1
+                    if clock.now() - start > 10:  # the window is used up by then
+                        blocked.append(clock.now() - start)
+                    clock.sleep(0.5)  # the Retrier's backoff, about
+                with lock:
+                    worst.append(tries)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = clock.now() - start
+    finally:
+        clock.close()
+    assert len(worst) == 400 and 60 <= elapsed <= 70  # the first window used up, then the second
+    assert len(blocked) <= 50 / Pacer.HOLD_MAX + 4  # one probe per hold, not one per worker
+    assert faults.throttled[ACTION] <= 0.06 * 400
+    assert max(worst) < 6
