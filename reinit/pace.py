@@ -20,7 +20,9 @@ class Pacer:
     windows as well as in token buckets, and for a batch of known work:
 
     - Start: from `rate` (REINIT_FLEET_RATE, a starting point, not a ceiling), the rate
-      doubles every second of successes until the first Throttling.
+      doubles every second of successes until the first Throttling. A fresh pace (or one
+      idle for IDLE seconds) lets one second's worth of calls go at once, as a full token
+      bucket would: a batch's look-ups do not wait for the pace.
     - Cut: on Throttling, the rate becomes BETA times the rate ECS was measured to ADMIT
       since the last cut (at least the last 2 s, at most the last 60 s): in a token bucket
       that is the refill rate plus what the burst gave; over a fixed 60 s window it is
@@ -28,9 +30,10 @@ class Pacer:
       not cut again.
     - Hold: a Throttling answer to a call sent after the cut, with no success since, is
       not a rate problem but an empty window: nothing is sent for HOLD_FIRST, then twice
-      as long at each further Throttling, up to HOLD_MAX; the first success ends it. A
-      quota that is used up until the minute ends costs a handful of probes, not a
-      collapse of the rate.
+      as long at each further Throttling, up to HOLD_MAX, and then ONE call goes (the
+      other workers wait for its answer); the first success ends it. A quota used up until
+      the minute ends costs one probe every few seconds, not a collapse of the rate, nor
+      a Throttling answer to every worker.
     - Climb: back to the measured rate along a concave curve (a steep start, flat near
       it) over RECOVER_SECONDS or RECOVER_CALLS successes, whichever is longer; then
       probe above it, PROBE more a step, a step being at least STEP_SECONDS and
