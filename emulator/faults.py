@@ -90,10 +90,13 @@ class Faults:
         self.set_quota(action, "bucket", per_second)
 
     def set_quota(self, action: str, kind: str = "bucket", limit: float = 1.0, window: float = 1.0,
-                  burst: float | None = None, origin: float | None = None, at: float | None = None) -> None:
-        """Set (or change) one API's quota; `at`: from that time on the clock, not now.
-        A bucket changed mid-run keeps its tokens (up to the new burst); a window changed
-        mid-run keeps the calls it has counted."""
+                  burst: float | None = None, origin: float | None = None, at: float | None = None,
+                  after: float | None = None) -> None:
+        """Set (or change) one API's quota; `at`: from that time on the clock, `after`: that
+        many seconds from now, else at once. A bucket changed mid-run keeps its tokens (up
+        to the new burst); a window changed mid-run keeps the calls it has counted."""
+        if after is not None:
+            at = self.clock.now() + after
         if kind not in ("bucket", "window"):
             raise ValueError(f"unknown quota kind: {kind}")
         if limit <= 0 or window <= 0 or (burst is not None and burst < 1):

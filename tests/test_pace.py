@@ -109,7 +109,7 @@ def test_a_fixed_sixty_second_window_punishes_a_burst_until_the_minute_ends(cloc
 def test_a_quota_can_change_while_calls_run(clock):
     faults = Faults(clock)
     faults.set_quota(ACTION, "bucket", 20)
-    faults.set_quota(ACTION, "bucket", 10, at=clock.now() + 10)
+    faults.set_quota(ACTION, "bucket", 10, after=10)
     assert admitted_in(faults, clock, 9.99, 0.01) == pytest.approx(20 + 200, abs=2)
     assert faults.quota(ACTION).limit == 20
     clock.advance(0.02)
