@@ -75,6 +75,8 @@ class Limiter:
         if self.halve_at is None:
             return n / self.quota
         first = self.halve_at * self.quota
+        if n <= first:
+            return n / self.quota
         return self.halve_at + (n - first) / (self.quota / 2)
 
     def quota_at(self, t: float) -> float:
