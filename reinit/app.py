@@ -160,6 +160,8 @@ class Invocation:
             if request.is_batch:
                 return self.batch(ctx, request)
             result = run_single(ctx, request)
+            if result.extra.get("SnapshotPending"):
+                result = self.continue_later(ctx, request, result)
         except RequestError as err:
             result = Result.from_error(err, err.disk_id, err.instance_id)
         except ReinitError as err:
@@ -235,8 +237,48 @@ class Invocation:
             raise failed("Config.Invalid", "No credentials: neither context.credentials nor the ALIBABA_CLOUD_* variables.")
         ecs = self.app.clients.ecs_for(self.config, self.creds, self.region)
         ctx = Context(ecs, self.config, self.app.clock, self.app.sleep, self.app.random, self.deadline.work_ends,
-                      self.log)
+                      self.log, evidence_key=self.evidence_key(request))
         return replace(ctx, once=self.once(request))
+
+    def evidence_key(self, request: Request) -> str:
+        """What names this request's evidence snapshots: its ClientToken, else a digest of
+        its idempotency key. A continuation carries it as its ClientToken, so every
+        invocation of one request finds the same snapshot."""
+        if request.client_token:
+            return request.client_token
+        key = self.idempotency_key(request) or f"invocation:{self.invocation_id}"
+        return "reinit-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+    def continue_later(self, ctx: Context, request: Request, result: Result) -> Result:
+        """The evidence snapshot outlasts this invocation: hand the same request to an
+        asynchronous invocation of this function (section 11, "Evidence snapshot"), once
+        per (request, disk) by its task id. Where that cannot be done (no Function Compute
+        endpoint, or a Password that must not travel in a payload), the result stays a
+        retryable WaitTimeout: the platform's retry finds the same snapshot."""
+        from reinit.chunks import ALREADY_HANDED_OFF, Dispatcher, continuation_payload
+        from reinit.ecs import EcsCallError
+        from reinit.retry import retryable_read
+        from reinit.snapshot import continuation_task_id
+
+        config = self.config
+        function_name = config.function_name or getattr(getattr(self.context, "function", None), "name", None)
+        if not config.fc_endpoint or not function_name or request.password is not None:
+            return result
+        task = continuation_task_id(ctx.evidence_key, result.disk_id)
+        payload = continuation_payload(request, result.disk_id, ctx.evidence_key)
+        dispatcher = Dispatcher(config.fc_endpoint, config.region, self.creds, function_name)
+        try:
+            handed = ctx.retrier().call(lambda: dispatcher.invoke_async(payload, task), retryable_read)
+        except EcsCallError as err:
+            self.log.error("snapshot.continue.failed", disk=result.disk_id, code=err.code)
+            return result
+        self.log.info("snapshot.continued", disk=result.disk_id, snapshot=result.snapshot_id, task=task,
+                      already=handed == ALREADY_HANDED_OFF)
+        result.retryable = False  # the continuation carries it on; a retry of this one is not needed
+        result.message += (f" The work goes on in an asynchronous invocation of this function (task {task}), which "
+                           "waits for the same snapshot and publishes the outcome; nothing was written to the disk.")
+        result.extra["ContinuedAs"] = task
+        return result
 
     def once(self, request: Request) -> Once | None:
         """The idempotency key of this request (section 11, "Idempotency"), bound to the

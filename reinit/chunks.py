@@ -60,6 +60,23 @@ def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: 
     return payload
 
 
+def continuation_payload(req: Request, disk_id: str, evidence_key: str) -> dict:
+    """The request an evidence-snapshot continuation receives: the same disk and options,
+    the evidence key as its ClientToken (so it finds the same snapshot), no Password."""
+    if req.password is not None:
+        raise ValueError("a Password never goes into an invocation payload")
+    options = {
+        "KeyPairName": req.key_pair_name,
+        "AutoStartInstance": req.auto_start,
+        "SecurityEnhancementStrategy": req.security_enhancement_strategy,
+        "StopInstance": req.stop_instance or None,
+        "WaitForCompletion": req.wait or None,
+        "RegionId": req.region_id,
+    }
+    return {"DiskId": disk_id, "Snapshot": True, "ClientToken": evidence_key,
+            **{k: v for k, v in options.items() if v is not None}}
+
+
 class Dispatcher:
     """InvokeFunction, asynchronously, on one function."""
 

@@ -18,6 +18,7 @@ from reinit.idempotency import at_most_once
 from reinit.request import Request
 from reinit.result import Context, Result, ecs_failure
 from reinit.retry import retryable_write
+from reinit.snapshot import SnapshotPending, evidence_snapshot
 
 # A completion wait that never sees ReIniting infers the end once the disk has stayed
 # In_use this long after ECS accepted the call (and at least two looks were made): ECS
@@ -117,7 +118,10 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
                       disk_id=disk_id, instance_id=instance_id)
     accepted = False
     auto_start = req.auto_start if last else None
+    snapshot_id = None
     try:
+        if req.snapshot:  # the evidence first, before the function changes anything
+            snapshot_id = keep_evidence(ctx, disk_id, instance_id)
         if instance["Status"] != "Stopped":
             group.stopped_by_us = request_stop(ctx, instance) or group.stopped_by_us
             wait_stopped(ctx, instance_id)
@@ -130,16 +134,31 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         group.start_handed_to_ecs = group.start_handed_to_ecs or bool(auto_start)
         group.left_stopped = group.left_stopped or (last and auto_start is False)
         how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
+    except SnapshotPending as pending:  # nothing was written; the same snapshot is picked up later
+        err = pending.as_error()
+        result = Result.from_error(err, disk_id, instance_id)
+        result.snapshot_id = pending.snapshot_id
+        result.extra["SnapshotPending"] = True
+        return result
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = result.may_have_run or accepted
+        result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
         if result.in_doubt:
             group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt
         return result
     done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
+    kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
     started = " The instance is being started again." if auto_start else ""
-    return Result(SUCCEEDED, None, done + started, disk_id=disk_id, instance_id=instance_id,
-                  ecs_request_id=request_id, may_have_run=True)
+    return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
+                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id)
+
+
+def keep_evidence(ctx: Context, disk_id: str, instance_id: str | None) -> str:
+    """The evidence snapshot of this request's disk, accomplished (section 11, "Evidence
+    snapshot"): the one already made for the same request, or a new one."""
+    return evidence_snapshot(ctx, disk_id, instance_id, ctx.evidence_key or "unkeyed",
+                             ctx.config.snapshot_retention_days)
 
 
 def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:

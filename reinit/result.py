@@ -77,6 +77,7 @@ class Context:
     log: Log
     once: Once | None = None
     quota: RetryQuota = field(default_factory=RetryQuota)  # shared by a batch's workers
+    evidence_key: str | None = None  # names the request's evidence snapshots (tags, ClientToken)
 
     def retrier(self) -> Retrier:
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,
