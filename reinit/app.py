@@ -266,6 +266,8 @@ class Invocation:
             return result
         task = continuation_task_id(ctx.evidence_key, result.disk_id)
         payload = continuation_payload(request, result.disk_id, ctx.evidence_key)
+        if result.extra.get("InstanceLeftStopped") and request.auto_start is None:
+            payload["AutoStartInstance"] = True  # this invocation stopped it: the wipe starts it again
         dispatcher = Dispatcher(config.fc_endpoint, config.region, self.creds, function_name)
         try:
             handed = ctx.retrier().call(lambda: dispatcher.invoke_async(payload, task), retryable_read)

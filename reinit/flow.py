@@ -120,12 +120,12 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     auto_start = req.auto_start if last else None
     snapshot_id = None
     try:
-        if req.snapshot:  # the evidence first, before the function changes anything
-            snapshot_id = keep_evidence(ctx, disk_id, instance_id)
         if instance["Status"] != "Stopped":
             group.stopped_by_us = request_stop(ctx, instance) or group.stopped_by_us
             wait_stopped(ctx, instance_id)
             instance["Status"] = "Stopped"
+        if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
+            snapshot_id = keep_evidence(ctx, disk_id, instance_id)
         if auto_start is None and group.stopped_by_us and last:
             auto_start = True  # restore the state it was in
         group.auto_start = auto_start
@@ -139,6 +139,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         result = Result.from_error(err, disk_id, instance_id)
         result.snapshot_id = pending.snapshot_id
         result.extra["SnapshotPending"] = True
+        group.left_stopped = True  # the instance stays contained until the wipe is done
         return result
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
@@ -175,6 +176,10 @@ def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None,
             unless = " (ECS starts it itself if that ReInitDisk ran)" if group.auto_start else ""
             last.message += (f" The function had stopped instance {instance_id} and does not start it again{unless}, "
                              "so that nothing is written to the disk before the doubt is resolved.")
+            last.extra["InstanceLeftStopped"] = instance_id
+        elif last.extra.get("SnapshotPending"):
+            last.message += (f" The function had stopped instance {instance_id}; it stays stopped until the evidence "
+                             "snapshot is accomplished and the disk reinitialized, which starts it again.")
             last.extra["InstanceLeftStopped"] = instance_id
         return last
     last.message += " " + restart(ctx, instance_id, last)

@@ -100,6 +100,21 @@ def test_a_snapshot_that_outlasts_the_invocation_is_continued_never_taken_twice(
     assert cloud.ecs.snapshots[first["SnapshotId"]].status(clock.now()) == "accomplished"
 
 
+def test_a_stopped_instance_stays_contained_across_the_continuation_and_is_started_after(invoke, cloud, clock, env):
+    import index
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit")
+    cloud.fc.register("reinit", lambda event, context: index.handler(event, context), timeout=600)
+    cloud.ecs.timings["snapshot"] = 500.0
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    first = invoke(incident({"instanceId": instance_id(1), "Snapshot": True, "StopInstance": True}), timeout=60)
+    assert first["InstanceLeftStopped"] == instance_id(1) and "stays stopped" in first["Message"]
+    assert invoke.writes() == ["StopInstance"]  # stopped first: contained, and a quiet disk for the snapshot
+    cloud.fc.run_pending()
+    assert cloud.fc.invocations[0]["Result"]["Outcome"] == "Succeeded"
+    assert invoke.writes() == ["StopInstance", "ReInitDisk"]
+    assert cloud.ecs.disks[D1].last_reinit["AutoStartInstance"] is True  # ECS starts it after the wipe
+
+
 def test_without_function_compute_a_pending_snapshot_is_a_retryable_wait(invoke, cloud):
     cloud.ecs.timings["snapshot"] = 500.0
     event = incident({"instanceId": instance_id(1), "Snapshot": True})
