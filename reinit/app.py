@@ -38,6 +38,7 @@ from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
 PUBLISH_ATTEMPTS = 4
+MAX_CONTINUATIONS = 144  # a day of 10-minute invocations waiting for one evidence snapshot
 
 
 class InvocationFailed(Exception):
@@ -262,10 +263,13 @@ class Invocation:
 
         config = self.config
         function_name = config.function_name or getattr(getattr(self.context, "function", None), "name", None)
-        if not config.fc_endpoint or not function_name or request.password is not None:
+        hop = (request.continuation or 0) + 1
+        if not config.fc_endpoint or not function_name or request.password is not None or hop > MAX_CONTINUATIONS:
             return result
-        task = continuation_task_id(ctx.evidence_key, result.disk_id)
-        payload = continuation_payload(request, result.disk_id, ctx.evidence_key)
+        # One task id per hop: a redelivery of this invocation meets its 409, while the
+        # continuation that in turn runs out of time hands on to the next hop.
+        task = continuation_task_id(f"{ctx.evidence_key}#{hop}", result.disk_id)
+        payload = {**continuation_payload(request, result.disk_id, ctx.evidence_key), "Continuation": hop}
         if result.extra.get("InstanceLeftStopped") and request.auto_start is None:
             payload["AutoStartInstance"] = True  # this invocation stopped it: the wipe starts it again
         dispatcher = Dispatcher(config.fc_endpoint, config.region, self.creds, function_name)
@@ -321,7 +325,7 @@ class Invocation:
         """A keyed hash of what the request asks for. The Password enters only as an HMAC
         under the webhook secret, or, without one, only as present or not."""
         view = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)
-                if f.name not in ("password", "client_token", "batch_id", "chunk", "chunks")}
+                if f.name not in ("password", "client_token", "batch_id", "chunk", "chunks", "continuation")}
         view = json.loads(json.dumps(view, default=list))
         secret = self.config.webhook_secret
         if request.password is None:

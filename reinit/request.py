@@ -27,8 +27,10 @@ SINGLE_FIELDS = ("DiskId", "InstanceId")
 STRING_FIELDS = ("Password", "KeyPairName", "SecurityEnhancementStrategy", "RegionId", "ClientToken")
 BOOL_FIELDS = ("AutoStartInstance", "DryRun", "StopInstance", "WaitForCompletion", "Snapshot")
 BATCH_FIELDS = ("DiskIds", "Tags", "DiskType", "MaxErrors", "BatchId", "Chunk", "Chunks")
+# Set by the function itself on an evidence-snapshot continuation (app.continue_later).
+INTERNAL_FIELDS = ("Continuation",)
 BATCH_ID = re.compile(r"b-[0-9a-f]{16}", re.ASCII)
-KNOWN = (*SINGLE_FIELDS, *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS)
+KNOWN = (*SINGLE_FIELDS, *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS, *INTERNAL_FIELDS)
 
 
 class Password:
@@ -68,6 +70,7 @@ class Request:
     snapshot: bool | None = None  # None: as REINIT_SNAPSHOT says
     region_id: str | None = None  # None: the function's region
     client_token: str | None = None
+    continuation: int | None = None  # the how-many-th invocation waiting for the evidence snapshot
     disk_ids: tuple[str, ...] | None = None
     tags: tuple[tuple[str, str | None], ...] | None = None
     disk_type: str = "all"
@@ -150,7 +153,7 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
                            "reinitialized instance is the function's choice (REINIT_EVENT_KEY_PAIR_NAME). Nothing was done.")
         # Another service's document: unknown fields are ignored, and so are the batch
         # forms, so that no event can widen an incident wipe to a fleet.
-        fields = {k: v for k, v in fields.items() if k in KNOWN and k not in BATCH_FIELDS}
+        fields = {k: v for k, v in fields.items() if k in KNOWN and k not in (*BATCH_FIELDS, *INTERNAL_FIELDS)}
     else:
         unknown = sorted(k for k in fields if k not in KNOWN)
         if unknown:
@@ -203,6 +206,12 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
                 raise rejected("InvalidParameter.Type", f"{name} must be a whole number.")
         if fields["Chunk"] >= fields["Chunks"]:
             raise rejected("InvalidParameter.Type", "Chunk must be less than Chunks.")
+    if "Continuation" in fields:
+        hop = fields["Continuation"]
+        if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= 1000:
+            raise rejected("InvalidParameter.Type", "Continuation must be a whole number from 1 to 1000.")
+        if disk_id is None or "ClientToken" not in strings or fields.get("Snapshot") is not True:
+            raise rejected("InvalidParameter.Conflict", "Continuation goes with DiskId, ClientToken and Snapshot.")
     if "Password" in strings and "KeyPairName" in strings:
         raise rejected("InvalidParameter.Conflict", "Password and KeyPairName cannot be combined.")
 
@@ -237,6 +246,7 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
         snapshot=bools.get("Snapshot"),
         region_id=strings.get("RegionId"),
         client_token=strings.get("ClientToken"),
+        continuation=fields.get("Continuation"),
         disk_ids=disk_ids,
         tags=tags,
         disk_type=disk_type,

@@ -100,6 +100,19 @@ def test_a_snapshot_that_outlasts_the_invocation_is_continued_never_taken_twice(
     assert cloud.ecs.snapshots[first["SnapshotId"]].status(clock.now()) == "accomplished"
 
 
+def test_a_continuation_that_runs_out_of_time_too_hands_on_to_the_next(invoke, cloud, clock, env):
+    import index
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit")
+    cloud.fc.register("reinit", lambda event, context: index.handler(event, context), timeout=60)
+    cloud.ecs.timings["snapshot"] = 150.0
+    invoke(incident({"instanceId": instance_id(1), "Snapshot": True}), timeout=60)
+    cloud.fc.run_pending()  # each hop waits its minute, then hands on; the last one wipes
+    hops = [i["Payload"]["Continuation"] for i in cloud.fc.invocations]
+    assert hops == list(range(1, len(hops) + 1)) and len(hops) >= 2
+    assert cloud.fc.invocations[-1]["Result"]["Outcome"] == "Succeeded"
+    assert len(cloud.calls("CreateSnapshot")) == 1 and invoke.reinit_count(D1) == 1
+
+
 def test_a_stopped_instance_stays_contained_across_the_continuation_and_is_started_after(invoke, cloud, clock, env):
     import index
     env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit")
