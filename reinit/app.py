@@ -340,19 +340,28 @@ class Invocation:
         meta = self.meta()
         publisher = self.publisher()
 
+        unpublished: list[Result] = []
+
         def on_result(result: Result) -> None:
-            self.publish(publisher, notification(result, meta), result.outcome)
+            if not self.publish(publisher, notification(result, meta), result.outcome):
+                unpublished.append(result)
 
         split = self.splitter(ctx, request)
         results, refusal, figures = run_batch(ctx, request, self.app.paces(self.config, self.region), on_result, split)
         full = summary(results, meta, self.app.clock() - self.start, refusal)
         full.update(figures)
-        self.publish(publisher, summary_message(full), "Summary")
+        summary_published = self.publish(publisher, summary_message(full), "Summary")
         self.log.info("batch.result", outcome=full["Outcome"], code=full["Code"], total=full["Total"],
                       counts=full["Counts"], duration=full["DurationSeconds"])
         full = self.scrubbed(full)
         if self.inv.trigger == HTTP:
             return http_answer(batch_http_status(full, refusal), full)
+        if (unpublished or not summary_published) and (
+                self.store is not None or not any(r.may_have_run for r in results)):
+            # Never silent: as for one disk, the platform's retry and failure destination get
+            # it, where a retry cannot wipe again (a store answers each disk from its record,
+            # or nothing was written).
+            raise InvocationFailed(json.dumps({**summary_message(full), "NotificationFailed": True}))
         return full
 
     def splitter(self, ctx: Context, request: Request):

@@ -50,8 +50,7 @@ CATALOGUE: dict[str, tuple[int, bool]] = {
 TRANSIENT_ECS_CODES = ("ServiceUnavailable", "InternalError")
 # ECS codes that mean "the same request may succeed later" (section 11): the transient ones,
 # and a resource that may be moving.
-# A snapshot in progress passes too (ReInitDisk's DiskCreatingSnapshot).
-RETRYABLE_ECS_CODES = (*TRANSIENT_ECS_CODES, "IncorrectInstanceStatus", "IncorrectDiskStatus", "DiskCreatingSnapshot")
+RETRYABLE_ECS_CODES = (*TRANSIENT_ECS_CODES, "IncorrectInstanceStatus", "IncorrectDiskStatus")
 
 
 def ecs_code_retryable(code: str) -> bool:

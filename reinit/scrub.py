@@ -35,8 +35,9 @@ def encodings(secret: str) -> set[str]:
     """Every way `secret` may be written by something that echoes it."""
     once = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret, safe="~"),
             quote(secret, safe="/"), quote(secret)}
-    twice = {quote(form, safe="") for form in once} | {quote_plus(form, safe="") for form in once}
-    thrice = {quote(form, safe="") for form in twice}  # a string to sign quoted once more
+    twice = ({quote(form, safe="") for form in once} | {quote_plus(form, safe="") for form in once}
+             | {quote(form) for form in once})  # quote()'s default keeps "/", twice as well
+    thrice = {quote(form, safe="") for form in twice} | {quote(form) for form in twice}  # quoted once more
     forms = once | twice | thrice
     forms |= {json.dumps(form)[1:-1] for form in forms}
     forms |= {json.dumps(secret, ensure_ascii=False)[1:-1]}

@@ -140,11 +140,13 @@ def test_without_function_compute_a_pending_snapshot_is_a_retryable_wait(invoke,
     assert len(cloud.calls("CreateSnapshot")) == 1
 
 
-def test_reinit_disk_refusing_a_disk_with_a_snapshot_in_progress_is_retryable(invoke, cloud):
-    cloud.faults.inject("ReInitDisk", code="DiskCreatingSnapshot", status=403)
-    with pytest.raises(InvocationFailed) as info:  # the platform comes back once it is done
-        invoke({"DiskId": D1})
-    assert json.loads(str(info.value))["Code"] == "DiskCreatingSnapshot"
+def test_reinit_disk_refusing_a_disk_with_a_snapshot_in_progress_is_handled(invoke, cloud, clock):
+    # Section 11 lists it among "the other ECS refusals": Retryable false, nothing wiped.
+    cloud.ecs.timings["snapshot"] = 100.0
+    cloud.ecs.create_snapshot(D1)  # someone else's snapshot of the disk is in progress
+    answer = invoke({"DiskId": D1})
+    assert (answer["Outcome"], answer["Code"], answer["Retryable"]) == ("Failed", "DiskCreatingSnapshot", False)
+    assert invoke.reinit_count(D1) == 0
 
 
 def test_every_disk_of_a_batch_gets_its_own_snapshot(invoke, cloud):
