@@ -32,6 +32,7 @@ def cloud_variables(emu: Emulator, seed: dict) -> dict:
     cred = seed["credentials"][0]
     return {
         "REINIT_REGION": seed["region"],
+        "REINIT_REGIONS": ",".join([seed["region"], *seed.get("regions", {})]),
         "REINIT_ECS_ENDPOINT": emu.endpoint,
         "REINIT_MNS_ENDPOINT": emu.endpoint,
         "REINIT_FC_ENDPOINT": emu.endpoint,
@@ -85,13 +86,14 @@ def show(step: str, event: dict, emu: Emulator, handler) -> None:
         for item in answer["Results"]:
             print(f"        - {item['DiskId']}: {item['Outcome']} {item['Code'] or ''}")
     else:
-        print(f"answer: Outcome={answer['Outcome']}  Code={answer['Code']}  ({elapsed:.1f}s)")
+        print(f"answer: Outcome={answer['Outcome']}  Code={answer['Code']}  Region={answer.get('Region')}"
+              f"  SnapshotId={answer.get('SnapshotId')}  ({elapsed:.1f}s)")
         print(f"        {answer['Message']}")
     ecs_calls = [r for r in emu.requests[calls_before:] if r["Service"] == "ecs"]
     print(f"ECS calls ({len(ecs_calls)}):")
     for call in ecs_calls:
         target = call["Params"].get("DiskId") or call["Params"].get("InstanceId") or call["Params"].get("DiskIds") \
-            or call["Params"].get("InstanceIds") or ""
+            or call["Params"].get("InstanceIds") or call["Params"].get("SnapshotIds") or ""
         print(f"        {call['Action']:<18} {target:<28} -> {call['Status']} {call['Code'] or 'OK'}")
     if not ecs_calls:
         print("        (none: bad input never reaches ECS)")
@@ -115,6 +117,9 @@ def main() -> int:
              emu, index.handler)
         show("2. EventBridge incident (names a compromised instance)", json.loads((EVENTS / "eventbridge.json").read_text()),
              emu, index.handler)
+        emu.ecs.timings["snapshot"] = 3.0  # the demo's snapshots take seconds, not minutes
+        show("2b. EventBridge incident in cn-shanghai: evidence snapshot first, then the wipe",
+             json.loads((EVENTS / "incident.json").read_text()), emu, index.handler)
         show("3. Timer (nightly fleet reset by tag)", json.loads((EVENTS / "timer.json").read_text()), emu, index.handler)
         show("4. Bad request (a typo: DiskID)", json.loads((EVENTS / "invoke.json").read_text()), emu, index.handler)
         state = emu.ecs
