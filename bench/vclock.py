@@ -14,6 +14,10 @@ is still queued on the condition: once notified, it counts as working until it s
 blocks again, so a wake-up from another thread is never mistaken for quiet. Quiescence
 must also be seen twice, a moment apart, before time moves. What remains is a pool
 worker picking up its first task (a C-level queue), which can start a little late.
+
+The run is the thread that made the clock and every thread started after it; threads
+that were already running (servers, other tests' leftovers) are not waited for, unless
+they sleep on this clock.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class VirtualClock:
         self._sleepers: dict[int, float] = {}  # thread ident -> wake time
         self._stop = False
         self.advances = 0
+        me = threading.current_thread()
+        self._outsiders = {t for t in threading.enumerate() if t is not me}
         self._scheduler = threading.Thread(target=self._run, name="virtual-clock", daemon=True)
         self._scheduler.start()
 
@@ -74,6 +80,7 @@ class VirtualClock:
     def _quiet(self) -> bool:
         """Every thread but this one asleep on the clock (and not due) or blocked."""
         frames = sys._current_frames()
+        threads = {t.ident: t for t in threading.enumerate()}
         me = threading.get_ident()
         for ident, frame in frames.items():
             if ident == me:
@@ -83,6 +90,9 @@ class VirtualClock:
                 if wake > self._now:
                     continue
                 return False  # due: woken, not yet running
+            thread = threads.get(ident)
+            if thread is None or thread in self._outsiders:
+                continue  # not part of the run
             name = frame.f_code.co_filename.replace("\\", "/")
             if not any(name.endswith(f) and frame.f_code.co_name == fn for f, fn in _BLOCKED):
                 return False
