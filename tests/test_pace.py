@@ -338,11 +338,12 @@ def test_eight_workers_wait_out_an_empty_window_with_one_probe_at_a_time():
                 with lock:
                     worst.append(tries)
 
-        threads = [threading.Thread(target=worker) for _ in range(8)]
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(timeout=60)  # a bound, should the clock ever stall
+        assert not any(t.is_alive() for t in threads)
         elapsed = clock.now() - start
     finally:
         clock.close()
