@@ -84,7 +84,7 @@ class App:
             return None
         key = (config.idempotency_url, config.idempotency_ttl)
         if key not in self._stores:
-            self._stores[key] = IdempotencyStore(config.idempotency_url, config.idempotency_ttl)
+            self._stores[key] = IdempotencyStore(config.idempotency_url, config.idempotency_ttl, wall=self.wall)
         return self._stores[key]
 
     def paces(self, config: Config, region: str | None = None) -> Paces:
@@ -163,6 +163,7 @@ class Invocation:
             result = run_single(ctx, request)
             if result.extra.get("SnapshotPending"):
                 result = self.continue_later(ctx, request, result)
+                self.settle_claim(ctx, result)
         except RequestError as err:
             result = Result.from_error(err, err.disk_id, err.instance_id)
         except ReinitError as err:
@@ -245,8 +246,8 @@ class Invocation:
         """What names this request's evidence snapshots: its ClientToken, else a digest of
         its idempotency key. A continuation carries it as its ClientToken, so every
         invocation of one request finds the same snapshot."""
-        if request.client_token:
-            return request.client_token
+        if request.continuation is not None:
+            return request.client_token  # the parent's evidence key, carried on
         key = self.idempotency_key(request) or f"invocation:{self.invocation_id}"
         return "reinit-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
@@ -286,6 +287,21 @@ class Invocation:
         result.extra["ContinuedAs"] = task
         return result
 
+    def settle_claim(self, ctx: Context, result: Result) -> None:
+        """A single request whose snapshot outlasted the invocation kept its claim: handed
+        on, the request is done here (a redelivery is answered "Duplicate", and only the
+        continuation wipes); not handed on, the claim is released for the platform's retry."""
+        once = ctx.once
+        if once is None or not result.extra.get("SnapshotPending") or result.disk_id is None:
+            return
+        try:
+            if result.extra.get("ContinuedAs"):
+                once.store.complete(once.event_key, result.disk_id, self.scrubber.value(result.stored()))
+            else:
+                once.store.release(once.event_key, result.disk_id)
+        except StoreUnavailable as err:
+            self.log.error("idempotency.unavailable", error=str(err), disk=result.disk_id)
+
     def once(self, request: Request) -> Once | None:
         """The idempotency key of this request (section 11, "Idempotency"), bound to the
         store; the same key with another request is refused."""
@@ -310,7 +326,13 @@ class Invocation:
         invocation. A chunk of a split batch is keyed by (BatchId, Chunk)."""
         inv = self.inv
         if request.batch_id is not None:
-            return f"chunk:{request.batch_id}#{request.chunk}"
+            # Keyed by the batch, not the chunk: a disk is carried out once per batch even if
+            # a retried split put it in another chunk.
+            return f"batch:{request.batch_id}"
+        if request.continuation is not None:
+            # Its own key, one per hop: the parent's record says it was handed on, and a
+            # redelivered hop is answered from its own.
+            return f"continuation:{request.client_token}#{request.continuation}"
         if request.client_token:
             return f"client-token:{request.client_token}"
         if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
@@ -322,19 +344,18 @@ class Invocation:
         return None
 
     def fingerprint(self, request: Request) -> str:
-        """A keyed hash of what the request asks for. The Password enters only as an HMAC
-        under the webhook secret, or, without one, only as present or not."""
+        """A keyed hash of what the request asks for; the Password enters only as an HMAC."""
         view = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)
                 if f.name not in ("password", "client_token", "batch_id", "chunk", "chunks", "continuation")}
+        if request.batch_id is not None:
+            view.pop("disk_ids")  # the chunks of one batch share its key, each with its own disks
         view = json.loads(json.dumps(view, default=list))
-        secret = self.config.webhook_secret
-        if request.password is None:
-            view["password"] = None
-        elif secret:
-            view["password"] = hmac.new(secret.encode(), request.password.reveal().encode(), hashlib.sha256).hexdigest()
-        else:
-            view["password"] = True
-        return fingerprint(view, secret)
+        # Keyed with the webhook secret, or else the store's own URL (which holds the store's
+        # password): what the store keeps cannot be tried against guesses without a secret.
+        key = self.config.webhook_secret or self.config.idempotency_url or ""
+        if request.password is not None:
+            view["password"] = hmac.new(key.encode(), request.password.reveal().encode(), hashlib.sha256).hexdigest()
+        return fingerprint(view, key)
 
     def batch(self, ctx: Context, request: Request):
         meta = self.meta()

@@ -34,10 +34,14 @@ def batch_id(event_key: str) -> str:
 ALREADY_HANDED_OFF = "already-handed-off"
 
 
-def task_id(batch: str, chunk: int) -> str:
-    """The async task id of one chunk: the same (BatchId, Chunk) always gives the same id,
-    in the characters FC allows (letters, digits, `_`, `-`; starting with a letter)."""
-    return f"reinit_{batch}_{chunk}".replace("-", "_")
+def task_id(batch: str, chunk: int, ids: list[str]) -> str:
+    """The async task id of one chunk, from (BatchId, Chunk) and the disks it holds: the
+    same chunk always gives the same id (a repeat is FC's 409), while a chunk whose disks
+    differ (the selection moved between a failed split and its retry) gets its own, so no
+    disk is left in a chunk that never runs. In the characters FC allows (letters,
+    digits, `_`, `-`; starting with a letter)."""
+    digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:12]
+    return f"reinit_{batch}_{chunk}_{digest}".replace("-", "_")
 
 
 def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: int) -> dict:
@@ -110,6 +114,23 @@ class Dispatcher:
         return (response.headers or {}).get("x-fc-request-id", "")
 
 
+def split_failed(ctx, batch: str, number: int, parts: list[list[str]], code: str):
+    """InvokeFunction failed part-way. With an idempotency store the disks of a batch are
+    keyed by the batch, so the retry may re-split however the selection has moved and no
+    disk runs twice: retryable. Without one, a moved selection could put a disk that
+    already ran into a new chunk: not retryable, and the disks not handed off are named,
+    so that nothing is lost in silence."""
+    left = [d for part in parts[number:] for d in part]
+    shown = ", ".join(left[:20]) + (f" and {len(left) - 20} more" if len(left) > 20 else "")
+    if ctx.once is not None:
+        return failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to Function "
+                      f"Compute, then InvokeFunction failed ({code}); a retry hands off the rest (disks already "
+                      "carried out are answered from the idempotency store).", retryable=True)
+    return failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to Function "
+                  f"Compute, then InvokeFunction failed ({code}). Not handed off, and not retried automatically "
+                  f"(there is no idempotency store): {len(left)} disks: {shown}.", retryable=False)
+
+
 def splitter(ctx, req: Request, event_key: str, credentials: Credentials, function_name: str, limit: int):
     """The `split` that fleet.run_batch calls: None for a selection one invocation can
     finish; otherwise it hands the chunks off and returns the figures for the summary."""
@@ -127,16 +148,14 @@ def splitter(ctx, req: Request, event_key: str, credentials: Credentials, functi
         dispatched = []
         for number, part in enumerate(parts):
             payload = chunk_payload(req, part, batch, number, len(parts))
-            task = task_id(batch, number)
+            task = task_id(batch, number, part)
             try:
                 # With a task id a repeat cannot start a chunk twice (409), so even a lost
                 # answer may be retried, as a read is.
                 dispatched.append(ctx.retrier().call(lambda p=payload, t=task: dispatcher.invoke_async(p, t),
                                                      retryable_read))
             except EcsCallError as err:
-                raise failed("ServiceUnavailable", f"Handed {number} of {len(parts)} chunks of batch {batch} to "
-                             f"Function Compute, then InvokeFunction failed ({err.code}); retrying the event "
-                             "re-sends the same chunks.", retryable=True) from None
+                raise split_failed(ctx, batch, number, parts, err.code) from None
         ctx.log.info("batch.split", batch=batch, disks=len(ids), chunks=len(parts), chunk_size=limit)
         return {"Total": len(ids), "BatchId": batch, "Chunks": len(parts), "Dispatched": dispatched,
                 "Message": f"{len(ids)} disks are more than one invocation can finish: handed to {len(parts)} "

@@ -135,6 +135,14 @@ class EcsApi:
     def start_instance(self, instance_id: str) -> str:
         return self.call("StartInstance", {"InstanceId": instance_id}).get("RequestId")
 
+    def tag_resources(self, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> str:
+        query = {"RegionId": self.region, "ResourceType": resource_type}
+        query.update({f"ResourceId.{n}": rid for n, rid in enumerate(resource_ids, start=1)})
+        for n, (key, value) in enumerate(tags, start=1):
+            query[f"Tag.{n}.Key"] = key
+            query[f"Tag.{n}.Value"] = value
+        return self.call("TagResources", query).get("RequestId")
+
     def reinit_disk(self, disk_id: str, password=None, key_pair_name=None, auto_start=None,
                     security_enhancement_strategy=None) -> str:
         body = self.call("ReInitDisk", {

@@ -123,8 +123,8 @@ class Batch:
         if ctx.clock() >= ctx.deadline:  # report it rather than be killed mid-batch
             return not_attempted(disk, FAILED, "WaitTimeout", "the function ran out of time first.")
         try:
-            return at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance, last, shared),
-                                lambda record: resolve_in_doubt(ctx, req, disk, record, shared), shared)
+            return at_most_once(ctx, req, disk, lambda c: carry_out(c, req, disk, instance, last, shared, continuable=False),
+                                lambda c, record: resolve_in_doubt(c, req, disk, record, shared), shared)
         except Exception as err:  # one disk's bug must not lose the others
             ctx.log.error("batch.disk.crashed", disk=disk["DiskId"], error=type(err).__name__)
             return Result(FAILED, "InternalError", "An internal error stopped this disk.",

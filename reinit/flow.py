@@ -14,17 +14,20 @@ from dataclasses import dataclass
 from reinit.config import Config
 from reinit.ecs import EcsCallError
 from reinit.errors import DRY_RUN, SUCCEEDED, ReinitError, failed, rejected
-from reinit.idempotency import at_most_once
+from reinit.idempotency import StoreUnavailable, at_most_once
 from reinit.request import Request
 from reinit.result import Context, Result, ecs_failure
 from reinit.retry import retryable_write
-from reinit.snapshot import SnapshotPending, evidence_snapshot
+from reinit.snapshot import SnapshotPending, evidence_snapshot, mark_consumed
 
 # A completion wait that never sees ReIniting infers the end once the disk has stayed
-# In_use this long after ECS accepted the call (and at least two looks were made): ECS
-# shows ReIniting within moments of accepting ReInitDisk, so a disk still In_use after
-# this either finished between two looks or was never started (ECS accepted it: it ran).
-SETTLE_SECONDS = 5.0
+# In_use this long after ECS accepted the call, over at least SETTLE_LOOKS looks: ECS
+# shows ReIniting within moments of accepting ReInitDisk (a loaded region's DescribeDisks
+# may lag by seconds), so a disk still In_use after half a minute finished between two
+# looks. Half a minute, not the function's whole timeout: the hang this replaces ran to
+# the deadline. With AutoStartInstance, the instance leaving Stopped tells it sooner.
+SETTLE_SECONDS = 30.0
+SETTLE_LOOKS = 3
 
 
 # -- preflight --------------------------------------------------------------------------
@@ -84,8 +87,8 @@ def run_single(ctx: Context, req: Request) -> Result:
     """A whole single-disk request: preflight, guards, and the wipe, at most once."""
     disk, instance = preflight(ctx, req)
     group = InstanceGroup()
-    result = at_most_once(ctx, req, disk, lambda: carry_out(ctx, req, disk, instance, True, group),
-                          lambda record: resolve_in_doubt(ctx, req, disk, record, group))
+    result = at_most_once(ctx, req, disk, lambda c: carry_out(c, req, disk, instance, True, group),
+                          lambda c, record: resolve_in_doubt(c, req, disk, record, group), group)
     return settle_instance(ctx, group, disk.get("InstanceId") or None, result)
 
 
@@ -104,9 +107,11 @@ class InstanceGroup:
 
 
 def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, last: bool = True,
-              group: InstanceGroup | None = None) -> Result:
-    """Guards, then (unless a dry run) stop, ReInitDisk and wait. `last=False` keeps a
-    stopped instance down for the next disk of the same instance."""
+              group: InstanceGroup | None = None, continuable: bool = True) -> Result:
+    """Guards, then (unless a dry run) stop, snapshot, ReInitDisk and wait. `last=False`
+    keeps a stopped instance down for the next disk of the same instance; `continuable`
+    says whether a snapshot that outlasts the invocation is handed on (a single request)
+    or not (a batch disk: its instance is started again, and a retry picks it up)."""
     group = group if group is not None else InstanceGroup()
     disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
     try:
@@ -129,8 +134,11 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         if auto_start is None and group.stopped_by_us and last:
             auto_start = True  # restore the state it was in
         group.auto_start = auto_start
+        note_writing(ctx, group)
         request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start)
         accepted = True
+        if snapshot_id:
+            mark_consumed(ctx, snapshot_id)  # a later request with the same key keeps fresh evidence
         group.start_handed_to_ecs = group.start_handed_to_ecs or bool(auto_start)
         group.left_stopped = group.left_stopped or (last and auto_start is False)
         how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
@@ -138,8 +146,9 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         err = pending.as_error()
         result = Result.from_error(err, disk_id, instance_id)
         result.snapshot_id = pending.snapshot_id
-        result.extra["SnapshotPending"] = True
-        group.left_stopped = True  # the instance stays contained until the wipe is done
+        if continuable:
+            result.extra["SnapshotPending"] = True
+            group.left_stopped = True  # the instance stays contained until the wipe is done
         return result
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
@@ -153,6 +162,20 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     started = " The instance is being started again." if auto_start else ""
     return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
                   ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id)
+
+
+def note_writing(ctx: Context, group: InstanceGroup) -> None:
+    """Before ReInitDisk: the claim's record says it is about to run (idempotency.py), so
+    that a crash from here on leaves the pair in doubt. If that cannot be written down,
+    nothing is written to the disk."""
+    if ctx.before_write is None:
+        return
+    try:
+        ctx.before_write(StoppedByUs=group.stopped_by_us, AutoStart=group.auto_start)
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err))
+        raise failed("ServiceUnavailable", "The idempotency store could not record that ReInitDisk was about to run; "
+                     "it was not called, so that the disk cannot be wiped twice.", retryable=True) from None
 
 
 def keep_evidence(ctx: Context, disk_id: str, instance_id: str | None) -> str:
@@ -344,7 +367,7 @@ def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None
                             "which it does only after the reinit)")
             return True
         waited = ctx.clock() - accepted_at
-        if waited >= SETTLE_SECONDS and state["looks"] >= 2:
+        if waited >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS:
             state["how"] = (f" (inferred: the disk was never seen ReIniting and stayed In_use for {waited:.0f} s "
                             "after ECS accepted the call)")
             return True

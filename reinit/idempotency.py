@@ -1,8 +1,9 @@
 """At most once per (key, DiskId): records in Redis or Tair, each in an explicit state.
 
 States of one (key, disk) record:
-- `InProgress`: an invocation holds it. Its expiry is the moment that invocation would
-  have timed out, so a crashed holder never leaves it stuck.
+- `InProgress`: an invocation holds it until `HeldUntil` (when it would have timed out).
+  Its phase says whether it has reached ReInitDisk (`Writing`) or not (`Claimed`), so that
+  a holder that died is never taken for one that did nothing.
 - `Done`: the outcome, kept for the configured TTL; a duplicate is answered with it.
 - `InDoubt`: ReInitDisk may have run and the holder could not tell (INTERFACE.md section
   11, "Ambiguous failures"). A redelivery takes it over and looks at the disk again
@@ -21,8 +22,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+import time
 
 IN_PROGRESS, DONE, IN_DOUBT = "InProgress", "Done", "InDoubt"
+CLAIMED, WRITING = "Claimed", "Writing"  # the phases of an InProgress record
 STATES = (IN_PROGRESS, DONE, IN_DOUBT)
 
 # GET the record; if there is none, SET ours with the holder's expiry. Returns the old one.
@@ -59,13 +63,16 @@ def fingerprint(request_view: dict, key: str | None) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, url: str, ttl: int, client=None):
+    def __init__(self, url: str, ttl: int, client=None, wall=time.time):
         if client is None:
             import redis
 
             client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._redis = client
         self.ttl = ttl
+        self.wall = wall  # HeldUntil is wall time: holders run on different instances
+        self._held: dict[str, str] = {}  # our own InProgress record, by store key
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(event_key: str, disk_id: str) -> str:
@@ -92,33 +99,89 @@ class IdempotencyStore:
         record["_raw"] = raw
         return record
 
-    @staticmethod
-    def _hold_ms(hold_seconds: float) -> int:
-        # Held for the invocation's own time: never shorter, so no second holder can start
-        # while the first may still be calling ECS.
-        return max(1000, int(hold_seconds * 1000) + 1)
+    def _mine(self, owner: str, hold_seconds: float, **facts) -> str:
+        # Held for the invocation's own time, never less: no second holder can start while
+        # the first may still be calling ECS.
+        return json.dumps({"State": IN_PROGRESS, "Owner": owner, "Phase": CLAIMED,
+                           "HeldUntil": round(self.wall() + max(1.0, hold_seconds), 3), **facts})
+
+    def _swap(self, key: str, seen_raw, new: str) -> bool:
+        return bool(self._do(lambda: self._redis.eval(_SWAP, 1, key, seen_raw, new, self.ttl * 1000)))
 
     def claim(self, event_key: str, disk_id: str, hold_seconds: float, owner: str = "") -> dict | None:
-        """None if this invocation now holds the pair; else the record that is there."""
-        record = json.dumps({"State": IN_PROGRESS, "Owner": owner})
-        raw = self._do(lambda: self._redis.eval(_CLAIM, 1, self.key(event_key, disk_id), record,
-                                                self._hold_ms(hold_seconds)))
-        return None if raw is None else self._parse(raw)
+        """None if this invocation now holds the pair; else the record that is there.
+
+        The InProgress record itself lives for the TTL; its holder's time is `HeldUntil`.
+        A holder that died (a crash, a kill, the platform's timeout) leaves a record past
+        its HeldUntil: if it had not reached ReInitDisk (Phase Claimed), the pair is taken
+        over and carried out afresh; if it had (Phase Writing), ReInitDisk may have run,
+        and the record is answered as InDoubt, so the disk is looked at before anything is
+        repeated. (Before: the record simply expired, and the redelivery wiped again.)"""
+        key = self.key(event_key, disk_id)
+        mine = self._mine(owner, hold_seconds)
+        raw = self._do(lambda: self._redis.eval(_CLAIM, 1, key, mine, self.ttl * 1000))
+        if raw is None:
+            with self._lock:
+                self._held[key] = mine
+            return None
+        record = self._parse(raw)
+        if record["State"] != IN_PROGRESS or float(record.get("HeldUntil", 0)) > self.wall():
+            return record
+        if record.get("Phase") != WRITING:
+            if self._swap(key, raw, mine):  # nothing was written: start afresh, once
+                with self._lock:
+                    self._held[key] = mine
+                return None
+            return {"State": IN_PROGRESS}
+        result = {"Outcome": "Failed", "Code": "Indeterminate", "Message": "The invocation that called "
+                  "ReInitDisk ended before it recorded the outcome.", "Retryable": True, "DiskId": disk_id,
+                  "InstanceId": None, "EcsRequestId": None, "SnapshotId": None, "Status": 502}
+        return {**record, "State": IN_DOUBT, "Result": result, "HolderLost": True}
 
     def take_over(self, event_key: str, disk_id: str, seen: dict, hold_seconds: float, owner: str = "") -> bool:
         """Hold an in-doubt record, if it is still the one `seen`: exactly one redelivery
-        wins, the others see it InProgress."""
-        record = json.dumps({"State": IN_PROGRESS, "Owner": owner, "Previous": seen.get("Result")})
-        swapped = self._do(lambda: self._redis.eval(_SWAP, 1, self.key(event_key, disk_id), seen["_raw"], record,
-                                                    self._hold_ms(hold_seconds)))
-        return bool(swapped)
+        wins, the others see it InProgress. What the first holder wrote down (how it
+        stopped the instance, AutoStart) stays in the record."""
+        facts = {k: seen[k] for k in ("StoppedByUs", "AutoStart") if k in seen}
+        key = self.key(event_key, disk_id)
+        # Phase Writing from the start: if this holder dies too, the pair stays in doubt.
+        mine = self._mine(owner, hold_seconds, Previous=seen.get("Result"), **facts).replace(
+            f'"Phase": "{CLAIMED}"', f'"Phase": "{WRITING}"')
+        if self._swap(key, seen["_raw"], mine):
+            with self._lock:
+                self._held[key] = mine
+            return True
+        return False
+
+    def mark_writing(self, event_key: str, disk_id: str, **facts) -> None:
+        """Write down, before ReInitDisk, that it is about to run (and how), so that if
+        this invocation dies the pair is in doubt, never taken for untouched. Raises
+        StoreUnavailable where the claim was lost or cannot be updated: then nothing is
+        written to the disk."""
+        key = self.key(event_key, disk_id)
+        with self._lock:
+            held = self._held.get(key)
+        if held is None:
+            return  # not claimed through this store (a dry run, no key)
+        record = {**json.loads(held), "Phase": WRITING, **facts}
+        new = json.dumps(record)
+        if not self._swap(key, held, new):
+            raise StoreUnavailable("the claim on this disk was lost before ReInitDisk; nothing was written")
+        with self._lock:
+            self._held[key] = new
 
     def complete(self, event_key: str, disk_id: str, outcome: dict, in_doubt: bool = False, **facts) -> None:
         record = json.dumps({"State": IN_DOUBT if in_doubt else DONE, "Result": outcome, **facts})
-        self._do(lambda: self._redis.set(self.key(event_key, disk_id), record, ex=self.ttl))
+        key = self.key(event_key, disk_id)
+        self._do(lambda: self._redis.set(key, record, ex=self.ttl))
+        with self._lock:
+            self._held.pop(key, None)
 
     def release(self, event_key: str, disk_id: str) -> None:
-        self._do(lambda: self._redis.delete(self.key(event_key, disk_id)))
+        key = self.key(event_key, disk_id)
+        self._do(lambda: self._redis.delete(key))
+        with self._lock:
+            self._held.pop(key, None)
 
     def remember_request(self, event_key: str, print_: str) -> str | None:
         """Record the fingerprint of the key's request; return the one already there, if
@@ -139,22 +202,26 @@ class IdempotencyStore:
 def at_most_once(ctx, req, disk: dict, run, resolve, group=None):
     """Run once per (key, DiskId) where a store is configured (section 11, "Idempotency").
 
-    `run()` carries the request out; `resolve(record)` handles a redelivery of a record
-    left in doubt. Both return a Result."""
+    `run(ctx)` carries the request out; `resolve(ctx, record)` handles a redelivery of a
+    record left in doubt. Both return a Result; the ctx they get writes the claim's phase
+    down before ReInitDisk (`ctx.before_write`)."""
+    from dataclasses import replace
+
     from reinit.errors import FAILED
     from reinit.result import Result
 
     once = ctx.once
     if once is None or req.dry_run or ctx.config.dry_run:
-        return run()
+        return run(ctx)
     disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
+    bound = replace(ctx, before_write=lambda **facts: once.store.mark_writing(once.event_key, disk_id, **facts))
     try:
         record = once.store.claim(once.event_key, disk_id, once.hold_seconds, once.owner)
         if record is not None and record["State"] == IN_DOUBT:
             # Several redeliveries may find it in doubt at once: the swap lets one through.
             if once.store.take_over(once.event_key, disk_id, record, once.hold_seconds, once.owner):
-                ctx.log.info("idempotency.in_doubt.taken_over", disk=disk_id)
-                return _finish(ctx, resolve(record), disk_id, group)
+                ctx.log.info("idempotency.in_doubt.taken_over", disk=disk_id, holder_lost=bool(record.get("HolderLost")))
+                return _finish(ctx, resolve(bound, record), disk_id, group)
             record = {"State": IN_PROGRESS}
     except StoreUnavailable as err:
         ctx.log.error("idempotency.unavailable", error=str(err))
@@ -166,24 +233,28 @@ def at_most_once(ctx, req, disk: dict, run, resolve, group=None):
             return Result.duplicate(record["Result"])
         return Result(FAILED, "Conflict.InProgress", f"Disk {disk_id} is being handled for this request by another "
                       "invocation; its outcome will be published.", True, disk_id, instance_id, status=409)
-    return _finish(ctx, run(), disk_id, group)
+    return _finish(ctx, run(bound), disk_id, group)
 
 
 def _finish(ctx, result, disk_id: str, group):
-    """Store what became of the claim: done, in doubt, or released for a retry."""
+    """Store what became of the claim: done, in doubt, or released for a retry. The
+    stored outcome is scrubbed like every answer: an ECS message may echo the Password."""
     once = ctx.once
+    stored = ctx.log.scrubber.value(result.stored())
     try:
-        if result.in_doubt:
+        if result.extra.get("SnapshotPending"):
+            pass  # still held: the caller hands the request on, then completes or releases it
+        elif result.in_doubt:
             # A redelivery will look again before repeating anything: that is what makes
             # this outcome retryable (without a store it is not).
             result.retryable = True
-            once.store.complete(once.event_key, disk_id, result.stored(), in_doubt=True,
+            once.store.complete(once.event_key, disk_id, stored, in_doubt=True,
                                 StoppedByUs=bool(group and group.stopped_by_us),
                                 AutoStart=group.auto_start if group else None)
         elif result.retryable and not result.may_have_run:
             once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
         else:
-            once.store.complete(once.event_key, disk_id, result.stored())
+            once.store.complete(once.event_key, disk_id, stored)
     except StoreUnavailable as err:
         ctx.log.error("idempotency.unavailable", error=str(err), disk=disk_id)
         if result.in_doubt:

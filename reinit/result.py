@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from reinit.idempotency import IdempotencyStore
 
 
+# Notification keys a duplicate answer repeats from the stored outcome.
+KEPT_EXTRA = ("ContinuedAs", "InstanceRestarted", "InstanceLeftStopped")
+
+
 @dataclass
 class Result:
     """What happened to one disk; becomes the notification of section 5."""
@@ -44,13 +48,14 @@ class Result:
     def stored(self) -> dict:
         return {"Outcome": self.outcome, "Code": self.code, "Message": self.message, "Retryable": self.retryable,
                 "DiskId": self.disk_id, "InstanceId": self.instance_id, "EcsRequestId": self.ecs_request_id,
-                "SnapshotId": self.snapshot_id, "Status": self.status}
+                "SnapshotId": self.snapshot_id, "Status": self.status,
+                "Extra": {k: v for k, v in self.extra.items() if k in KEPT_EXTRA}}
 
     @classmethod
     def duplicate(cls, stored: dict) -> Result:
         return cls(stored["Outcome"], stored["Code"], "Duplicate event: already handled. " + stored["Message"],
                    stored["Retryable"], stored["DiskId"], stored["InstanceId"], stored["EcsRequestId"],
-                   stored["Status"], extra={"Duplicate": True}, may_have_run=True,
+                   stored["Status"], extra={**(stored.get("Extra") or {}), "Duplicate": True}, may_have_run=True,
                    snapshot_id=stored.get("SnapshotId"))
 
 
@@ -78,6 +83,7 @@ class Context:
     once: Once | None = None
     quota: RetryQuota = field(default_factory=RetryQuota)  # shared by a batch's workers
     evidence_key: str | None = None  # names the request's evidence snapshots (tags, ClientToken)
+    before_write: Callable[..., None] | None = None  # idempotency: note the claim's phase before ReInitDisk
 
     def retrier(self) -> Retrier:
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,

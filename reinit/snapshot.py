@@ -27,6 +27,7 @@ EVENT_TAG = "reinit:event"
 DISK_TAG = "reinit:source-disk"
 INSTANCE_TAG = "reinit:instance"
 PURPOSE_TAG = ("reinit:purpose", "evidence")
+CONSUMED_TAG = ("reinit:wiped-after", "true")  # set once the wipe it preceded was accepted
 POLL_CAP = 15.0  # seconds: the longest pause between two looks at a snapshot
 # ECS codes after which CreateSnapshot may be repeated with the same ClientToken:
 # "The previous idempotent request(s) is still processing" (its error table).
@@ -90,13 +91,35 @@ def evidence_tags(event_id: str, disk_id: str, instance_id: str | None) -> list[
 
 
 # -- the steps --------------------------------------------------------------------------
-def find_evidence_snapshot(ctx: Context, event_id: str, disk_id: str) -> dict | None:
-    """The snapshot already made for (event, disk), by its tags: one in progress or done
-    first, else a failed one (a failed evidence snapshot is the answer for that event)."""
+def _evidence_of(ctx: Context, event_id: str, disk_id: str) -> tuple[list[dict], int]:
+    """The snapshots made for (event, disk) that no wipe has used yet, and how many have
+    been used (a wipe tags its snapshot CONSUMED_TAG: a later request with the same key,
+    after the store forgot it or without one, must keep fresh evidence, not point at a
+    copy from before an earlier wipe)."""
     tags = [(EVENT_TAG, tag_value(event_id)), (DISK_TAG, disk_id)]
     found, _ = ctx.read(lambda: ctx.ecs.describe_snapshots(disk_id=disk_id, tags=tags))
-    usable = [s for s in found if s.get("Status") != "failed"]
-    return (usable or found or [None])[0]
+    used = [s for s in found if _tagged(s, CONSUMED_TAG[0])]
+    return [s for s in found if s not in used], len(used)
+
+
+def _tagged(snap: dict, key: str) -> bool:
+    return any(t.get("TagKey") == key for t in ((snap.get("Tags") or {}).get("Tag") or []))
+
+
+def find_evidence_snapshot(ctx: Context, event_id: str, disk_id: str) -> dict | None:
+    """The snapshot already made for (event, disk) and not yet used by a wipe, by its tags:
+    one in progress or done first, else a failed one (the answer for that event)."""
+    fresh, _ = _evidence_of(ctx, event_id, disk_id)
+    usable = [s for s in fresh if s.get("Status") != "failed"]
+    return (usable or fresh or [None])[0]
+
+
+def mark_consumed(ctx: Context, snapshot_id: str) -> None:
+    """After the wipe it preceded: tag the snapshot as used (best effort; logged)."""
+    try:
+        ctx.retrier().call(lambda: ctx.ecs.tag_resources("snapshot", [snapshot_id], [CONSUMED_TAG]))
+    except EcsCallError as err:
+        ctx.log.warning("snapshot.consumed.untagged", snapshot=snapshot_id, code=err.code)
 
 
 def take_evidence_snapshot(ctx: Context, disk_id: str, instance_id: str | None, event_id: str,
@@ -106,15 +129,20 @@ def take_evidence_snapshot(ctx: Context, disk_id: str, instance_id: str | None, 
 
     `event_id` is the request's idempotency key (its ClientToken, else the trigger's id):
     every invocation for the same event must pass the same one."""
-    existing = find_evidence_snapshot(ctx, event_id, disk_id)
+    fresh, used = _evidence_of(ctx, event_id, disk_id)
+    usable = [s for s in fresh if s.get("Status") != "failed"]
+    existing = (usable or fresh or [None])[0]
     if existing is not None:
         ctx.log.info("snapshot.found", disk=disk_id, snapshot=existing["SnapshotId"], status=existing.get("Status"))
         return existing["SnapshotId"]
     tags = evidence_tags(event_id, disk_id, instance_id)
+    # One ClientToken per generation: after a wipe used the last snapshot, ECS must not
+    # answer the same token with that old snapshot.
+    token = client_token(event_id if not used else f"{event_id}#{used}", disk_id)
 
     def create() -> str:
         return ctx.ecs.create_snapshot(
-            disk_id, retention_days=retention_days, tags=tags, client_token=client_token(event_id, disk_id),
+            disk_id, retention_days=retention_days, tags=tags, client_token=token,
             name=f"reinit-evidence-{disk_id}", description=f"Evidence kept before reinit, event {tag_value(event_id)}",
             instant_access=False)
 

@@ -26,7 +26,6 @@ def seed():
 
 
 # -- never twice: a holder that dies after ReInitDisk ----------------------------------------
-@pytest.mark.xfail(strict=True, reason="an expired InProgress record is taken for 'never seen'")
 def test_a_holder_killed_after_reinit_disk_is_not_wiped_again_by_the_redelivery(
         invoke, cloud, clock, redis_store, monkeypatch):
     """Never twice. An invocation claims (key, disk), ReInitDisk is accepted (ECS starts the
@@ -61,7 +60,6 @@ def test_a_holder_killed_after_reinit_disk_is_not_wiped_again_by_the_redelivery(
 
 
 # -- continuations under an idempotency store ------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="a continuation reuses the parent's ClientToken with another fingerprint")
 def test_a_continuation_of_a_request_with_a_client_token_is_not_refused_as_a_conflict(
         invoke, cloud, clock, env, redis_store):
     """Never silent / restart symmetry. An incident request with a ClientToken, StopInstance
@@ -88,7 +86,6 @@ def test_a_continuation_of_a_request_with_a_client_token_is_not_refused_as_a_con
     assert invoke.reinit_count(D1) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a continuation of an InstanceId request changes the fingerprint")
 def test_a_continuation_of_an_instance_id_request_with_a_client_token_goes_on(invoke, cloud, clock, env, redis_store):
     """Never silent. As above with the InstanceId selector: the continuation names DiskId,
     so its fingerprint differs from the parent's under the same ClientToken and it is
@@ -106,7 +103,6 @@ def test_a_continuation_of_an_instance_id_request_with_a_client_token_goes_on(in
 
 
 # -- restart symmetry: a batch disk whose snapshot outlasts the invocation --------------------
-@pytest.mark.xfail(strict=True, reason="a batch never continues a pending snapshot yet leaves the instance stopped")
 def test_a_batch_disk_whose_snapshot_outlasts_the_invocation_does_not_leave_its_instance_stopped(invoke, cloud, clock):
     """Restart symmetry (section 11, "Stopping"): in a batch, StopInstance + Snapshot, the
     snapshot outlasts the invocation. Nothing continues a batch disk (continue_later is
@@ -135,7 +131,6 @@ def _echoing_refusal(cloud, password: str) -> None:
                         message=f"The specified parameter Password={password} is not valid.")
 
 
-@pytest.mark.xfail(strict=True, reason="Result.stored() keeps ECS's raw message, unscrubbed")
 def test_the_idempotency_store_never_holds_the_password(invoke, cloud, redis_store):
     """Never the password. ECS's error message echoes the request; the answer and the
     notification are scrubbed, but idempotency._finish stores result.stored(), whose
@@ -153,7 +148,6 @@ def test_the_idempotency_store_never_holds_the_password(invoke, cloud, redis_sto
     assert PW_A.encode() not in stored
 
 
-@pytest.mark.xfail(strict=True, reason="a duplicate is answered with another caller's unscrubbed message")
 def test_a_duplicate_never_hands_one_callers_password_to_another(invoke, cloud, env, redis_store):
     """Never the password. Without a webhook secret (REINIT_WEBHOOK_AUTH=fc, or no HTTP
     trigger) the fingerprint records the Password only as present, so the same
@@ -174,7 +168,6 @@ def test_a_duplicate_never_hands_one_callers_password_to_another(invoke, cloud, 
 
 
 # -- evidence: a reused ClientToken finds an old snapshot --------------------------------------
-@pytest.mark.xfail(strict=True, reason="find_evidence_snapshot reuses any snapshot with the same token, however old")
 def test_a_new_wipe_with_a_reused_client_token_takes_a_fresh_evidence_snapshot(invoke, cloud, clock):
     """Never silent / evidence before the wipe. Without an idempotency store (or after its
     TTL), the same ClientToken days later is a new request (a timer payload with a fixed
@@ -198,36 +191,43 @@ def test_a_new_wipe_with_a_reused_client_token_takes_a_fresh_evidence_snapshot(i
 
 
 # -- chunks: a retried parent whose selection moved --------------------------------------------
-@pytest.mark.xfail(strict=True, reason="chunk task ids name positions, not disks: a shifted selection loses a disk")
 @pytest.mark.parametrize("seed", [base_seed(6)])
-def test_a_retried_split_whose_selection_shifted_hands_every_disk_off(invoke, cloud, env, seed):
+def test_a_retried_split_whose_selection_shifted_hands_every_disk_off(invoke, cloud, env, seed, redis_store):
     """Never silent. A Tags batch is split in chunks of 2; InvokeFunction fails for good on
-    the third chunk, and the answer (ServiceUnavailable, retryable) says 'retrying the event
-    re-sends the same chunks'. Before the retry one disk of the first chunk loses the
-    selecting tag, so the selection re-lists one place shorter: chunks 0 and 1 now name
-    other disks, but their task ids (BatchId, Chunk) meet 409 ('already handed off'), and
-    chunk 2 starts one disk later. Disk 5 is in no chunk that ever runs, and every answer
-    says the batch was handed off. Cause: chunks.splitter: task ids and payloads come from
-    the positions in a re-listed selection. Fix: derive chunk membership from the first
-    attempt (store the chunk plan, or key chunks by their DiskIds' digest), or treat a 409
-    on a chunk whose content differs as an error."""
+    the third chunk. Before the retry one disk of the first chunk loses the selecting tag,
+    so the selection re-lists one place shorter. Before the fix, chunk task ids named
+    positions: chunks 0 and 1 met 409 although they now held other disks, and disk 5 was
+    in no chunk that ever ran. Now a chunk's task id names its disks, and with a store the
+    disks of a batch are keyed by the batch: every disk runs, once."""
     import index
     env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit", REINIT_FLEET_CHUNK="2")
     cloud.fc.register("reinit", lambda event, context: index.handler(event, context))
     cloud.faults.inject("InvokeFunction", code="ServiceUnavailable", status=503, times=50, skip=2)
     request = {"Tags": [{"Key": "fleet", "Value": "lab"}], "ClientToken": "fleet-wipe-7"}
-    first = invoke(request)
-    assert first["Code"] == "ServiceUnavailable" and "re-sends the same chunks" in first["Message"]
+    first = invoke(request)  # a batch always returns its summary
+    assert first["Code"] == "ServiceUnavailable" and first["Retryable"] is True
     cloud.faults.clear()
-    del cloud.ecs.disks[disk_id(1)].tags["fleet"]  # chunk 0 already holds it; the listing shifts
-    again = invoke(request)  # the operator retries, as the answer invites
-    assert again.get("BatchId") == first.get("BatchId", again.get("BatchId"))
+    cloud.fc.run_pending()  # the two chunks that were handed off run
+    del cloud.ecs.disks[disk_id(1)].tags["fleet"]  # chunk 0 already held it; the listing shifts
+    invoke(request)  # the retry
     cloud.fc.run_pending()
     assert [invoke.reinit_count(disk_id(n)) for n in range(1, 7)] == [1] * 6
 
 
+@pytest.mark.parametrize("seed", [base_seed(6)])
+def test_without_a_store_a_split_that_failed_part_way_names_the_disks_it_did_not_hand_off(invoke, cloud, env, seed):
+    """Never silent, never twice: without a store a retry of a moved selection could run a
+    disk twice, so the failure is not retryable, and it names every disk not handed off."""
+    import index
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit", REINIT_FLEET_CHUNK="2")
+    cloud.fc.register("reinit", lambda event, context: index.handler(event, context))
+    cloud.faults.inject("InvokeFunction", code="ServiceUnavailable", status=503, times=50, skip=2)
+    first = invoke({"Tags": [{"Key": "fleet", "Value": "lab"}]})
+    assert (first["Code"], first["Retryable"]) == ("ServiceUnavailable", False)
+    assert disk_id(5) in first["Message"] and disk_id(6) in first["Message"]
+
+
 # -- time: ReIniting shown late ---------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="SETTLE_SECONDS infers the end of a reinit that has not started showing")
 def test_a_reinit_that_shows_reiniting_after_the_settle_time_is_not_reported_finished(invoke, cloud, clock):
     """Never silent (section 11, "Waiting": the moment before ReIniting is never taken for
     the end). ECS accepts ReInitDisk but shows ReIniting only 8 s later (a loaded region's
@@ -246,7 +246,6 @@ def test_a_reinit_that_shows_reiniting_after_the_settle_time_is_not_reported_fin
 
 
 # -- continuations: a redelivered parent and the queued continuation both wipe ----------------
-@pytest.mark.xfail(strict=True, reason="the parent's key and its continuation's key differ: the store guards neither")
 def test_a_redelivered_parent_and_its_continuation_do_not_both_wipe(invoke, cloud, clock, env, redis_store):
     """Never twice. An EventBridge incident (StopInstance, Snapshot, AutoStartInstance) whose
     snapshot outlasts the invocation: the parent releases its (eventbridge:id, disk) record
@@ -267,9 +266,11 @@ def test_a_redelivered_parent_and_its_continuation_do_not_both_wipe(invoke, clou
     event["data"] = {"instanceId": I1, "Snapshot": True, "StopInstance": True, "AutoStartInstance": True}
     first = invoke(event, timeout=300)
     assert first.get("ContinuedAs") and invoke.reinit_count(D1) == 0
-    again = invoke(event, timeout=300)  # the same event id, delivered again
-    assert again["Outcome"] == "Succeeded" and invoke.reinit_count(D1) == 1
-    clock.advance(60)  # the reinit is over and ECS started the instance
-    assert cloud.ecs.status_of(I1) == "Running"
-    cloud.fc.run_pending()
+    clock.advance(600)  # the snapshot is accomplished meanwhile
+    again = invoke(event, timeout=300)  # the same event id, delivered again: answered, not run
+    assert again["Duplicate"] is True and again["ContinuedAs"] == first["ContinuedAs"]
+    assert invoke.reinit_count(D1) == 0
+    cloud.fc.run_pending()  # only the continuation wipes
     assert invoke.reinit_count(D1) == 1
+    clock.advance(60)
+    assert cloud.ecs.status_of(I1) == "Running"

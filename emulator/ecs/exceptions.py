@@ -77,6 +77,8 @@ DuplicateTagKey = _error("DuplicateTagKey", "Duplicate.TagKey", 400, "The Tag.N.
 InvalidTagKeyMalformed = _error("InvalidTagKeyMalformed", "InvalidTagKey.Malformed", 400, "The specified Tag.n.Key is not valid.")
 InvalidTagValueMalformed = _error("InvalidTagValueMalformed", "InvalidTagValue.Malformed", 400, "The specified Tag.n.Value is not valid.")
 QuotaExceedTags = _error("QuotaExceedTags", "QuotaExceed.Tags", 403, "The number of tags exceeds the limit of 20.")
+# TagResources: a resource that is not there (ECS's common code for an unknown resource id).
+InvalidResourceIdNotFound = _error("InvalidResourceIdNotFound", "InvalidResourceId.NotFound", 404, "The specified ResourceIds are not found in our records.")
 InvalidSnapshotIdsMalformed = _error("InvalidSnapshotIdsMalformed", "InvalidSnapshotIds.Malformed", 403, "The amount of specified specified snapshot Ids exceeds the limit.")
 InvalidStatusNotFound = _error("InvalidStatusNotFound", "InvalidStatus.NotFound", 404, "The specified Status is not found")
 InvalidSnapshotTypeNotFound = _error("InvalidSnapshotTypeNotFound", "InvalidSnapshotType.NotFound", 404, "The specfied SnapshotType is not found")

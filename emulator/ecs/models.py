@@ -504,6 +504,15 @@ class EcsBackend:
             self.calls["CreateSnapshot"] += 1
             return snap.snapshot_id
 
+    def tag_snapshots(self, region: str, snapshot_ids: list[str], tags: dict) -> None:
+        """TagResources on snapshots: all exist in `region`, or nothing is tagged."""
+        with self.lock:
+            found = [self.snapshots.get(i) for i in snapshot_ids]
+            if any(s is None or s.region != region for s in found):
+                raise exc.InvalidResourceIdNotFound()
+            for snap in found:
+                snap.tags.update(tags)
+
     def fail_next_snapshots(self, disk_id: str, times: int = 1, at_percent: int = 50) -> None:
         """Faults for tests and the demo: the disk's next `times` snapshots fail at `at_percent`."""
         with self.lock:

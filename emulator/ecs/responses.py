@@ -233,6 +233,7 @@ class EcsResponses:
             "ReInitDisk": self.reinit_disk,
             "CreateSnapshot": self.create_snapshot,
             "DescribeSnapshots": self.describe_snapshots,
+            "TagResources": self.tag_resources,
         }.get(action)
         if method is None:
             raise exc.InvalidAction()
@@ -357,6 +358,21 @@ class EcsResponses:
         )
         chunk, paging = _page(params, snaps)
         return {**paging, "Snapshots": {"Snapshot": [snapshot_to_wire(s, now) for s in chunk]}}
+
+    def tag_resources(self, params: dict) -> dict:
+        """TagResources (ECS 2014-05-26): RegionId, ResourceType, ResourceId.N (1-50),
+        Tag.N.Key/Value (1-20). Only snapshots are emulated: what the function tags."""
+        region = self._region(params)
+        if params.get("ResourceType") != "snapshot":
+            raise exc.InvalidParameter("The specified parameter ResourceType is not valid.")
+        ids = [v for k, v in sorted(params.items()) if k.startswith("ResourceId.")]
+        if not 1 <= len(ids) <= 50:
+            raise exc.InvalidParameter("The specified parameter ResourceId.N is not valid.")
+        tags = _filter_tags(params)
+        if not tags:
+            self._missing("Tag.N.Key")
+        self.backend.tag_snapshots(region, ids, {k: v or "" for k, v in tags})
+        return {}
 
     @staticmethod
     def _missing(name: str):
