@@ -213,6 +213,10 @@ class Emulator:
             spec = json.loads(body or b"{}")
             self.faults.inject(**spec)
             return 200, {"ok": True}
+        if method == "POST" and parts == ["quotas"]:
+            # {"action": "ReInitDisk", "kind": "bucket"|"window", "limit": 20, "window": 1, "after": 25}
+            self.faults.set_quota(**json.loads(body or b"{}"))
+            return 200, {"ok": True}
         if method == "DELETE" and parts == ["faults"]:
             self.faults.clear()
             return 200, {"ok": True}

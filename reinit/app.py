@@ -393,7 +393,9 @@ class Invocation:
         if not config.fc_endpoint or not function_name or request.batch_id is not None:
             return None
         usable = max(0.0, ctx.deadline - self.app.clock() - 30.0)
-        limit = config.fleet_chunk or max(1, int(config.fleet_rate * usable * 0.8))
+        # The rate this instance learned ReInitDisk's quota to be, where it has learned one.
+        rate = self.app.paces(config, self.region).get("ReInitDisk").known or config.fleet_rate
+        limit = config.fleet_chunk or max(1, int(rate * usable * 0.8))
         key = self.idempotency_key(request) or f"{self.inv.trigger}:{self.invocation_id}"
         return splitter(ctx, request, key, self.creds, function_name, limit)
 
