@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from reinit.config import Config
 from reinit.ecs import EcsCallError
-from reinit.errors import DRY_RUN, SUCCEEDED, ReinitError, failed, rejected
+from reinit.errors import DRY_RUN, REJECTED, SUCCEEDED, ReinitError, failed, rejected
 from reinit.idempotency import StoreUnavailable, at_most_once
 from reinit.request import Request
 from reinit.result import Context, Result, ecs_failure
@@ -71,6 +71,13 @@ def guard(config: Config, req: Request, disk: dict, instance: dict | None) -> No
     """The rules that stand between a valid request and a wipe (section 4, step 4)."""
     require_tag(config.required_tag, disk)
     disk_id = disk["DiskId"]
+    if disk.get("Status") == "ReIniting":
+        # Being reinitialized now, perhaps for a copy of this very request: repeating it
+        # once that is over would wipe what was written since. Not retryable (section 11:
+        # Retryable only where a repeat cannot destroy anything written after a first wipe).
+        raise ReinitError("IncorrectDiskStatus", f"Disk {disk_id} is being reinitialized (ReIniting) right now; if "
+                          "that is this request, it is done. Look at the disk before sending it again.",
+                          outcome=REJECTED, retryable=False)
     if disk.get("Status") != "In_use" or instance is None:
         raise rejected("IncorrectDiskStatus", f"Disk {disk_id} is {disk.get('Status')}; it must be In_use (attached).")
     # The one password rule that needs the OS, checked before any write.

@@ -326,3 +326,13 @@ def test_publishing_goes_through_the_engine_and_stops_at_the_deadline(invoke, cl
     answer = invoke({"DiskId": D1}, timeout=10)
     assert answer["Outcome"] == "Succeeded"
     assert clock.now() - start <= 10
+
+
+def test_a_disk_already_reiniting_is_not_an_invitation_to_repeat(invoke, cloud):
+    """A copy of this very request may be the reinit under way: repeating the request after
+    it would wipe what was written since, so the refusal is not retryable."""
+    cloud.ecs.timings["reinit"] = 100.0
+    assert invoke({"DiskId": D1})["Outcome"] == "Succeeded"
+    copy = invoke({"DiskId": D1})  # a second copy while the first reinit runs
+    assert (copy["Code"], copy["Retryable"]) == ("IncorrectDiskStatus", False)
+    assert "ReIniting" in copy["Message"] and invoke.reinit_count(D1) == 1
