@@ -44,10 +44,10 @@ def task_id(batch: str, chunk: int, ids: list[str]) -> str:
     return f"reinit_{batch}_{chunk}_{digest}".replace("-", "_")
 
 
-def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: int) -> dict:
-    """The request a chunk invocation receives: the same options, its own DiskIds."""
-    payload = {"DiskIds": ids, "BatchId": batch, "Chunk": chunk, "Chunks": chunks}
-    if req.password is not None:  # split() refuses such a batch first; never let one through
+def carried_options(req: Request) -> dict:
+    """The options a hand-off carries to another invocation of this function: everything
+    the request asked for, except the Password, which never travels in a payload."""
+    if req.password is not None:  # the callers refuse such a request first; never let one through
         raise ValueError("a Password never goes into an invocation payload")
     options = {
         "KeyPairName": req.key_pair_name,
@@ -60,25 +60,19 @@ def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: 
         "Snapshot": req.snapshot or None,
         "RegionId": req.region_id,
     }
-    payload.update({k: v for k, v in options.items() if v is not None})
-    return payload
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def chunk_payload(req: Request, ids: list[str], batch: str, chunk: int, chunks: int) -> dict:
+    """The request a chunk invocation receives: the same options, its own DiskIds."""
+    return {"DiskIds": ids, "BatchId": batch, "Chunk": chunk, "Chunks": chunks, **carried_options(req)}
 
 
 def continuation_payload(req: Request, disk_id: str, evidence_key: str) -> dict:
     """The request an evidence-snapshot continuation receives: the same disk and options,
-    the evidence key as its ClientToken (so it finds the same snapshot), no Password."""
-    if req.password is not None:
-        raise ValueError("a Password never goes into an invocation payload")
-    options = {
-        "KeyPairName": req.key_pair_name,
-        "AutoStartInstance": req.auto_start,
-        "SecurityEnhancementStrategy": req.security_enhancement_strategy,
-        "StopInstance": req.stop_instance or None,
-        "WaitForCompletion": req.wait or None,
-        "RegionId": req.region_id,
-    }
-    return {"DiskId": disk_id, "Snapshot": True, "ClientToken": evidence_key,
-            **{k: v for k, v in options.items() if v is not None}}
+    the evidence key as its ClientToken (so it finds the same snapshot)."""
+    options = {k: v for k, v in carried_options(req).items() if k not in ("MaxErrors", "DryRun")}
+    return {"DiskId": disk_id, **options, "Snapshot": True, "ClientToken": evidence_key}
 
 
 class Dispatcher:
