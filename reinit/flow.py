@@ -158,6 +158,8 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             group.left_stopped = True  # the instance stays contained until the wipe is done
         return result
     except ReinitError as err:
+        if getattr(err, "instance_moved", False):
+            group.stopped_by_us = False
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = result.may_have_run or accepted
         result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
@@ -232,7 +234,29 @@ def request_stop(ctx: Context, instance: dict) -> bool:
 
 
 def wait_stopped(ctx: Context, instance_id: str) -> None:
-    poll(ctx, f"instance {instance_id} to stop", lambda: instance_status(ctx, instance_id) == "Stopped")
+    """Wait for Stopped. An instance that is started again meanwhile (seen Stopping or
+    Stopped, then Starting or Running), or that never begins to stop, is not waited for to
+    the deadline: someone else is moving it, and that is said at once."""
+    asked_at = ctx.clock()
+    state = {"stopping": False, "looks": 0}
+
+    def stopped() -> bool:
+        status = instance_status(ctx, instance_id)
+        state["looks"] += 1
+        if status == "Stopped":
+            return True
+        if status == "Stopping":
+            state["stopping"] = True
+        elif status in ("Starting", "Running") and (
+                state["stopping"] or (ctx.clock() - asked_at >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS)):
+            err = failed("IncorrectInstanceStatus", f"Instance {instance_id} is {status} again while the function "
+                         "waited for it to stop: someone else started it. Nothing was written to the disk.",
+                         status=403, retryable=True)
+            err.instance_moved = True  # started by someone else: not the function's to start again
+            raise err
+        return False
+
+    poll(ctx, f"instance {instance_id} to stop", stopped)
 
 
 def instance_status(ctx: Context, instance_id: str) -> str | None:

@@ -336,3 +336,24 @@ def test_a_disk_already_reiniting_is_not_an_invitation_to_repeat(invoke, cloud):
     copy = invoke({"DiskId": D1})  # a second copy while the first reinit runs
     assert (copy["Code"], copy["Retryable"]) == ("IncorrectDiskStatus", False)
     assert "ReIniting" in copy["Message"] and invoke.reinit_count(D1) == 1
+
+
+def test_an_instance_started_by_someone_else_during_the_stop_wait_is_said_at_once(invoke, cloud, clock):
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    cloud.ecs.timings.update(stop=4.0)
+    original = cloud.ecs.stop_instance
+
+    def stop_then_someone_starts(*a, **kw):
+        result = original(*a, **kw)
+        cloud.ecs.instances[instance_id(1)].pending = [(clock.now() + 1.0, "Starting"), (clock.now() + 3.0, "Running")]
+        return result
+
+    cloud.ecs.stop_instance = stop_then_someone_starts
+    start = clock.now()
+    with pytest.raises(InvocationFailed) as info:  # nothing was written: the platform may retry
+        invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
+    answer = json.loads(str(info.value))
+    assert answer["Code"] == "IncorrectInstanceStatus" and "someone else" in answer["Message"]
+    assert "InstanceLeftStopped" not in answer and "start it by hand" not in answer["Message"]
+    assert clock.now() - start < 60 and invoke.reinit_count(D1) == 0
+    assert invoke.writes() == ["StopInstance"]  # the function does not fight the other party
