@@ -60,6 +60,7 @@ STEPS = int(os.environ.get("REINIT_MODEL_STEPS", "40"))
 # Which invariants fail the test: all by default. A comma list narrows it, to look for the
 # next kind of violation while one is being fixed (never for `make test`).
 CHECKED = os.environ.get("REINIT_MODEL_CHECK", "all")
+MIN_STEPS = int(os.environ.get("REINIT_MODEL_MIN_STEPS", "0"))  # a soak run proves its size
 # Shrinking a long failing run can take Hypothesis minutes: only where asked for.
 SHRINK = os.environ.get("REINIT_MODEL_SHRINK", "") == "1"
 TIMEOUT = 120  # FC_FUNCTION_TIMEOUT of every invocation
@@ -129,7 +130,7 @@ class Figures:
                 f"model: outcomes: {top}")
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two deliveries of equal content are still two
 class Delivery:
     """One request as a trigger delivers it, and what became of it."""
 
@@ -151,7 +152,7 @@ class Delivery:
         return (self.raised or self.said_retryable) and not self.crashed and not self.duplicate
 
 
-@dataclass
+@dataclass(eq=False)
 class Copy:
     delivery: Delivery
     request_id: str
@@ -180,6 +181,7 @@ def make_model(redis_url: str | None, figures: Figures):
             self.retry_queue: list[Delivery] = []
             self.switch = SWITCH
             self.switch.reset()
+            self.trace: list[str] = []  # the run so far, one line a step: printed with a violation
 
         # -- set-up ----------------------------------------------------------------------
         @initialize(store=st.booleans(), statuses=st.lists(st.sampled_from(["Stopped", "Running"]), min_size=5, max_size=5))
@@ -208,6 +210,7 @@ def make_model(redis_url: str | None, figures: Figures):
             self.app = self.new_app()
             self.synced = self.clock.now()
             self.injected_outage = False
+            self.trace.append(f"start: store={self.store}, instances {statuses}")
 
         def new_app(self) -> App:
             """A new Function Compute instance (a new process)."""
@@ -264,7 +267,13 @@ def make_model(redis_url: str | None, figures: Figures):
             else:
                 event = dict(request)
                 key = "invoke:" + (request.get("ClientToken") or request_id)
-            return Delivery(kind, request, event, key, request_id, headers)
+            return self.remember(Delivery(kind, request, event, key, request_id, headers))
+
+        def remember(self, d: Delivery) -> Delivery:
+            # Every delivery drawn joins the history when it is drawn, whatever then becomes
+            # of it: what Hypothesis draws must never depend on outcomes.
+            self.history.append(d)
+            return d
 
         def timestamp(self) -> int:
             # A fresh signature for each delivery: signed N seconds ago, inside the window.
@@ -333,6 +342,7 @@ def make_model(redis_url: str | None, figures: Figures):
                 figures.outcomes.update("crashed" if c.crashed else f"{r.get('Outcome')}/{r.get('Code')}"
                                         for r in (c.results or [{}]))
             problems = self.check(copies, messages, lines, wipes, stops, marks[5], label)
+            self.trace.append(self.describe(label, copies, strict, killed, self.cloud.requests[marks[1]:]))
             self.sync_redis()
             for c in copies:
                 d = c.delivery
@@ -340,10 +350,21 @@ def make_model(redis_url: str | None, figures: Figures):
                 d.said_retryable = any(r.get("Retryable") is True for r in c.results)
                 if (c.raised or c.crashed) and d.retries < 3 and d not in self.retry_queue:
                     self.retry_queue.append(d)
-                if d not in self.history:
-                    self.history.append(d)
             self.scheduled_meanwhile = False
             self.fail_on(problems)
+
+        def describe(self, label, copies, strict, killed, calls) -> str:
+            d = copies[0].delivery
+            answers = "; ".join(
+                "killed" if c.crashed else c.escaped or ", ".join(
+                    f"{r.get('DiskId')}: {r.get('Outcome')}/{r.get('Code')} R={r.get('Retryable')}"
+                    + (" (raised)" if c.raised else "") for r in c.results) for c in copies)
+            seen = ", ".join(f"{x['Action']}({(x.get('Params') or {}).get('DiskId') or (x.get('Params') or {}).get('InstanceId') or ''})"
+                             f"{'=' + x['Code'] if x.get('Code') else ''}" for x in calls if x.get("Service") == "ecs"
+                             and x["Action"] not in ("DescribeDisks", "DescribeInstances"))
+            return (f"{label}{' x2' if len(copies) > 1 else ''} {d.kind} {json.dumps(d.request)} key={d.key} "
+                    f"strict={strict}{' killed ' + killed if killed else ''} -> {answers} | writes: {seen or '-'} "
+                    f"| t={self.clock.now():.1f}")
 
         def unpack(self, c: Copy) -> None:
             answer = c.answer
@@ -374,7 +395,7 @@ def make_model(redis_url: str | None, figures: Figures):
             if wanted:
                 figures.violations += 1
                 figures.first_violation = figures.first_violation or wanted[0]
-                raise AssertionError("\n".join(wanted))
+                raise AssertionError("\n".join(wanted) + "\nThe run so far:\n  " + "\n  ".join(self.trace[-40:]))
 
         # -- the invariants ------------------------------------------------------------------
         def check(self, copies, messages, lines, wipes, stops, clock_before, label) -> list[str]:
@@ -435,9 +456,10 @@ def make_model(redis_url: str | None, figures: Figures):
             # Every instance the function stopped is running again, or is named in a result.
             crashed = any(c.crashed for c in copies)
             keep_down = any(c.delivery.request.get("AutoStartInstance") is False for c in copies)
+            wiped_instances = {DISK_INSTANCE.get(w.disk) for w in wipes}
             texts = " ".join(str(r.get("Message")) for r in all_results if r)
             for inst in sorted({i for i, _ in stops}):
-                if crashed or keep_down or self.watch.will_be_active(inst) or inst in texts:
+                if crashed or (keep_down and inst in wiped_instances) or self.watch.will_be_active(inst) or inst in texts:
                     continue
                 problems.append(f"restart-symmetry: {label}: the function stopped {inst}; it is "
                                 f"{self.watch.status(inst)} and no result names it")
@@ -466,8 +488,9 @@ def make_model(redis_url: str | None, figures: Figures):
             """The trigger delivers the same event again (at least once): a new invocation."""
             old = data.draw(st.sampled_from(self.history), label="redelivered")
             rid = self.next_id("req")
-            d = Delivery(old.kind, old.request, old.event, old.key if old.kind != "invoke" or
-                         old.request.get("ClientToken") else f"invoke:{rid}", rid, old.headers, duplicate=True)
+            d = self.remember(Delivery(old.kind, old.request, old.event, old.key if old.kind != "invoke" or
+                                       old.request.get("ClientToken") else f"invoke:{rid}", rid, old.headers,
+                                       duplicate=True))
             self.run_step("redeliver", [Copy(d, rid, self.app)], strict=self.store)
 
         @rule(pick=st.integers(0, 1000))
@@ -507,12 +530,11 @@ def make_model(redis_url: str | None, figures: Figures):
         def killed_mid_call(self, data, k, when):
             """The process dies at its k-th HTTP call (before it leaves, or after the answer came)."""
             retry, pick = data.draw(st.booleans(), label="a retry"), data.draw(st.integers(0, 1000), label="pick")
+            d, strict = self.new_delivery(data), self.store  # drawn either way: draws never depend on outcomes
             if retry and self.retry_queue:
                 d = self.retry_queue.pop(pick % len(self.retry_queue))
                 d.retries += 1
                 strict = self.store or d.invited()
-            else:
-                d, strict = self.new_delivery(data), self.store
             self.run_step(f"killed-at-{k}-{when}", [Copy(d, d.request_id, self.app)], strict=strict, crash=(k, when))
 
         # -- the world around it -------------------------------------------------------------
@@ -525,31 +547,37 @@ def make_model(redis_url: str | None, figures: Figures):
             if code[0] == "Throttling" and when in ("after", "drop_after"):
                 when = "before"  # ECS never runs a throttled call
             self.cloud.faults.inject(action, code=code[0], status=code[1], times=times, when=when, skip=skip)
+            self.trace.append(f"ecs fault: {action} {code[0]} {when} x{times} skip {skip}")
             self.injected_outage = self.injected_outage or times >= 20
 
         @rule(when=st.sampled_from(["before", "drop"]), times=st.sampled_from([1, 2, 3, 20]))
         def mns_fault(self, when, times):
             self.cloud.faults.inject("PublishMessage", code="ServiceUnavailable", status=503, times=times, when=when)
+            self.trace.append(f"mns fault: PublishMessage {when} x{times}")
 
         @rule()
         def faults_clear(self):
             self.cloud.faults.clear()
             self.injected_outage = False
+            self.trace.append("faults cleared")
 
         @rule(what=st.sampled_from(["stop", "start", "reinit"]), seconds=st.sampled_from(TIMINGS))
         def state_change_speed(self, what, seconds):
             self.cloud.ecs.timings[what] = seconds
+            self.trace.append(f"timings: {what} takes {seconds} s")
 
         @rule(seconds=st.sampled_from([0.5, 2.0, 7.0, 30.0, 90.0, 400.0, 700.0]))
         def clock_jumps(self, seconds):
             self.clock.advance(seconds)
             self.sync_redis()
+            self.trace.append(f"clock +{seconds} s")
 
         @rule(instance=st.sampled_from(sorted(I.values())), action=st.sampled_from(["start", "stop"]),
               delay=st.sampled_from([0.0, 0.0, 0.5, 2.0, 6.0]))
         def someone_else(self, instance, action, delay):
             """A person or another tool starts (now or in a moment) or stops an instance."""
-            self.watch.external(instance, action, delay if action == "start" else 0.0)
+            done = self.watch.external(instance, action, delay if action == "start" else 0.0)
+            self.trace.append(f"someone else: {done}")
             self.scheduled_meanwhile = delay > 0
 
         scheduled_meanwhile = False
@@ -584,3 +612,4 @@ def test_reliability_model(redis_url, monkeypatch, capsys):
             if figures.first_violation:
                 print("model: first violation: " + figures.first_violation)
     assert figures.violations == 0
+    assert figures.steps >= MIN_STEPS, f"only {figures.steps} steps were explored; REINIT_MODEL_MIN_STEPS is {MIN_STEPS}"
