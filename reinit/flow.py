@@ -130,7 +130,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
                       disk_id=disk_id, instance_id=instance_id)
     accepted = False
     auto_start = req.auto_start if last else None
-    snapshot_id = None
+    snapshot_id = request_id = None
     try:
         if instance["Status"] != "Stopped":
             group.stopped_by_us = request_stop(ctx, instance) or group.stopped_by_us
@@ -162,6 +162,12 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             group.stopped_by_us = False
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = result.may_have_run or accepted
+        if accepted and not result.in_doubt:
+            # ReInitDisk ran: whatever failed after it (a look during the wait), repeating the
+            # request would wipe again what the instance writes from now on.
+            result.retryable = False
+            result.ecs_request_id = result.ecs_request_id or request_id
+            result.message += f" ReInitDisk itself was accepted (request {request_id}); do not send it again."
         result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
         if result.in_doubt:
             group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt

@@ -357,3 +357,14 @@ def test_an_instance_started_by_someone_else_during_the_stop_wait_is_said_at_onc
     assert "InstanceLeftStopped" not in answer and "start it by hand" not in answer["Message"]
     assert clock.now() - start < 60 and invoke.reinit_count(D1) == 0
     assert invoke.writes() == ["StopInstance"]  # the function does not fight the other party
+
+
+def test_a_failure_after_reinit_disk_was_accepted_is_never_retryable(invoke, cloud):
+    # ReInitDisk ran (ECS will start the instance); the completion wait cannot read ECS.
+    cloud.faults.inject("DescribeInstances", code="ServiceUnavailable", status=503, times=100, skip=1)
+    cloud.ecs.timings["reinit"] = 0.01
+    cloud.faults.set_latency(0.05)
+    answer = invoke({"DiskId": D1, "AutoStartInstance": True, "WaitForCompletion": True})
+    assert (answer["Outcome"], answer["Retryable"]) == ("Failed", False)
+    assert answer["EcsRequestId"] and "do not send it again" in answer["Message"]
+    assert invoke.reinit_count(D1) == 1
