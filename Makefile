@@ -6,7 +6,7 @@ REQS   := requirements.txt requirements-dev.txt
 STAMP  := $(VENV)/.installed
 S_CLI  := .tools/node_modules/.bin/s
 
-.PHONY: demo test lint install redis s-cli serve package bench clean
+.PHONY: demo test lint install redis s-cli serve package bench soak clean
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ package: $(STAMP)
 	  -r $(PACKAGE_DIR)/requirements-$(PACKAGE_PYTHON).txt
 	cd $(PACKAGE_DIR)/code && rm -f ../code.zip && $(abspath $(PY)) -m zipfile -c ../code.zip index.py reinit python
 	@echo "package: $(PACKAGE_DIR)/code ($$(du -sh $(PACKAGE_DIR)/code | cut -f1) unpacked), $(PACKAGE_DIR)/code.zip ($$(du -h $(PACKAGE_DIR)/code.zip | cut -f1)) for python$(PACKAGE_PYTHON)"
+
+# The model-based test at length: at least 100,000 steps (about 15 minutes on 2 cores).
+SOAK_EXAMPLES ?= 3500
+soak: $(STAMP) redis
+	REINIT_MODEL_EXAMPLES=$(SOAK_EXAMPLES) REINIT_MODEL_STEPS=50 REINIT_MODEL_MIN_STEPS=100000 \
+	  $(PY) -m pytest tests/test_model.py -q -s -p no:randomly
 
 bench: $(STAMP)
 	$(PY) -m bench.coldstart
