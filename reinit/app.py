@@ -336,7 +336,9 @@ class Invocation:
         if request.client_token:
             return f"client-token:{request.client_token}"
         if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
-            return "http:idempotency-key:" + inv.http.headers["idempotency-key"][:256]
+            # Hashed whole: two long keys that differ late are two requests, not one.
+            header = inv.http.headers["idempotency-key"].encode("utf-8", "backslashreplace")
+            return "http:idempotency-key:" + hashlib.sha256(header).hexdigest()
         if inv.event_id is not None:
             return f"{inv.trigger}:{inv.event_id}"
         if inv.trigger == INVOKE and self.invocation_id:
