@@ -168,6 +168,8 @@ class Invocation:
             result = Result.from_error(err, err.disk_id, err.instance_id)
         except ReinitError as err:
             result = Result.from_error(err, *self.selectors())
+        except InvocationFailed:  # a batch that could not publish: documented, after logging it
+            raise
         except Exception as err:  # a bug: still answered and notified, never a traceback to the caller
             self.log.error("internal.error", error=type(err).__name__, trace=traceback.format_exc(limit=8))
             result = Result(FAILED, "InternalError", "An internal error occurred; see the function log.",

@@ -368,3 +368,19 @@ def test_a_failure_after_reinit_disk_was_accepted_is_never_retryable(invoke, clo
     assert (answer["Outcome"], answer["Retryable"]) == ("Failed", False)
     assert answer["EcsRequestId"] and "do not send it again" in answer["Message"]
     assert invoke.reinit_count(D1) == 1
+
+
+def test_a_batch_whose_topic_stays_down_fails_its_invocation_with_a_store(invoke, cloud, redis_store):
+    """Never silent: the platform's retry and failure destination get the summary; the
+    retry answers every disk from its record, so nothing is wiped twice."""
+    cloud.faults.inject("PublishMessage", when="drop", times=1000)
+    event = timer({"DiskIds": [disk_id(1), disk_id(2)]})
+    with pytest.raises(InvocationFailed) as info:
+        invoke(event)
+    body = json.loads(str(info.value))
+    assert body["NotificationFailed"] is True and body["Schema"] == "reinit.batch.v1"
+    assert body["Counts"]["Succeeded"] == 2
+    cloud.faults.clear()
+    again = invoke(event)
+    assert all(r["Duplicate"] for r in again["Results"])
+    assert invoke.reinit_count(disk_id(1)) == invoke.reinit_count(disk_id(2)) == 1
