@@ -240,11 +240,13 @@ def request_stop(ctx: Context, instance: dict) -> bool:
 
 
 def wait_stopped(ctx: Context, instance_id: str) -> None:
-    """Wait for Stopped. An instance that is started again meanwhile (seen Stopping or
-    Stopped, then Starting or Running), or that never begins to stop, is not waited for to
-    the deadline: someone else is moving it, and that is said at once."""
-    asked_at = ctx.clock()
-    state = {"stopping": False, "looks": 0}
+    """Wait for Stopped, using what the looks show (section 11, "Waiting"):
+    - seen Stopping or Stopped, then Starting or Running: someone else started it; said at
+      once, not waited for to the deadline;
+    - still Running, never Stopping, after the settle time: the StopInstance that got no
+      clear answer did not run; it is asked once more (stopping is safe to repeat), and if
+      the instance still does not begin to stop, that is said."""
+    state = {"asked_at": ctx.clock(), "stopping": False, "looks": 0, "asked": 1}
 
     def stopped() -> bool:
         status = instance_status(ctx, instance_id)
@@ -253,16 +255,27 @@ def wait_stopped(ctx: Context, instance_id: str) -> None:
             return True
         if status == "Stopping":
             state["stopping"] = True
-        elif status in ("Starting", "Running") and (
-                state["stopping"] or (ctx.clock() - asked_at >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS)):
-            err = failed("IncorrectInstanceStatus", f"Instance {instance_id} is {status} again while the function "
-                         "waited for it to stop: someone else started it. Nothing was written to the disk.",
-                         status=403, retryable=True)
-            err.instance_moved = True  # started by someone else: not the function's to start again
-            raise err
+            return False
+        if status not in ("Starting", "Running"):
+            return False
+        if state["stopping"]:
+            raise moved(f"Instance {instance_id} is {status} again while the function waited for it to stop: "
+                        "someone else started it. Nothing was written to the disk.")
+        if ctx.clock() - state["asked_at"] >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS:
+            if state["asked"] >= 2:
+                raise moved(f"Instance {instance_id} is still {status}: it did not begin to stop after StopInstance "
+                            "was sent twice. Nothing was written to the disk.")
+            request_stop(ctx, {"InstanceId": instance_id, "Status": "Running"})
+            state.update(asked_at=ctx.clock(), looks=0, asked=2)
         return False
 
     poll(ctx, f"instance {instance_id} to stop", stopped)
+
+
+def moved(message: str) -> ReinitError:
+    err = failed("IncorrectInstanceStatus", message, status=403, retryable=True)
+    err.instance_moved = True  # not stopped by the function after all: not its to start again
+    return err
 
 
 def instance_status(ctx: Context, instance_id: str) -> str | None:

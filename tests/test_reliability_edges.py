@@ -384,3 +384,13 @@ def test_a_batch_whose_topic_stays_down_fails_its_invocation_with_a_store(invoke
     again = invoke(event)
     assert all(r["Duplicate"] for r in again["Results"])
     assert invoke.reinit_count(disk_id(1)) == invoke.reinit_count(disk_id(2)) == 1
+
+
+def test_a_stop_instance_that_did_not_run_is_asked_once_more(invoke, cloud, clock):
+    cloud.ecs.instances[instance_id(1)].status = "Running"
+    cloud.faults.inject("StopInstance", code="ServiceUnavailable", status=503, when="before")  # it did not run
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
+    assert answer["Outcome"] == "Succeeded" and invoke.reinit_count(D1) == 1
+    assert [w for w in invoke.writes() if w == "StopInstance"] == ["StopInstance", "StopInstance"]
+    assert clock.now() - start < 60
