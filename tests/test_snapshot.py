@@ -29,7 +29,7 @@ from reinit.snapshot import (
     wait_for_snapshot,
 )
 from tests.conftest import AK, LINUX_IMAGE, REGION, SECRET, TOKEN, base_seed, disk_id, instance_id
-from tests.test_emulator import error_of, reinit, sdk
+from tests.test_emulator import _keys, error_of, reinit, sdk
 
 DISK, INSTANCE = disk_id(1), instance_id(1)
 SNAPSHOT_SECONDS = 30.0  # the emulator's default
@@ -100,12 +100,6 @@ def test_describe_snapshots_answers_with_the_sdk_models_field_names(cloud):
     assert sent["Snapshots"]["Snapshot"][0]["SnapshotId"] == snapshot_id
 
 
-def _keys(obj, prefix=""):
-    if isinstance(obj, dict):
-        return {k2 for k, v in obj.items() for k2 in {prefix + k} | _keys(v, prefix + k + ".")}
-    if isinstance(obj, list):
-        return {k for item in obj for k in _keys(item, prefix)}
-    return set()
 
 
 def test_reinitdisk_waits_for_the_snapshot_and_refuses_instant_access(cloud, clock):
