@@ -382,7 +382,7 @@ class Invocation:
         if self.inv.trigger == HTTP:
             return http_answer(batch_http_status(full, refusal), full)
         if (unpublished or not summary_published) and (
-                self.store is not None or not any(r.may_have_run for r in results)):
+                self.store is not None or not any(r.may_have_run and not r.retryable for r in results)):
             # Never silent: as for one disk, the platform's retry and failure destination get
             # it, where a retry cannot wipe again (a store answers each disk from its record,
             # or nothing was written).
@@ -412,10 +412,11 @@ class Invocation:
                       ecs_request_id=result.ecs_request_id, duration=round(self.app.clock() - self.start, 3))
         if self.inv.trigger == HTTP:
             return http_answer(http_status(result), body)
-        if not published and (self.store is not None or not result.may_have_run):
+        if not published and (self.store is not None or not result.may_have_run or result.retryable):
             # The topic stayed down: end with an error so that the platform retries and, in the
             # end, the asynchronous failure destination gets the outcome. Only where a retry
-            # cannot wipe again: a store answers it from the record, or nothing was written.
+            # cannot wipe again: a store answers it from the record, nothing was written, or
+            # the outcome itself says a repeat is safe (Retryable).
             raise InvocationFailed(json.dumps({**body, "NotificationFailed": True}))
         if result.outcome == FAILED and result.retryable:
             raise InvocationFailed(json.dumps(body))
