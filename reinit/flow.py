@@ -175,6 +175,11 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
     started = " The instance is being started again." if auto_start else ""
+    if auto_start and disk_id in ctx.ambiguous_reinits:
+        # The answer was lost and the disk was seen under way: if another caller's ReInitDisk
+        # (without AutoStartInstance) is the one that ran, nothing will start the instance.
+        started = (f" ECS is to start instance {instance_id} again; the answer was lost, so if another call "
+                   "made this reinit, check that it is running.")
     return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
                   ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id)
 
@@ -322,6 +327,7 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
         if not err.ambiguous:
             raise ecs_failure(err, err.request_id) from None
         ctx.log.warning("ecs.reinit.ambiguous", disk=disk_id, code=err.code)
+        ctx.ambiguous_reinits.add(disk_id)  # resolved by a look: whose call ran is not known
         return resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, err)
 
 

@@ -84,6 +84,7 @@ class Context:
     quota: RetryQuota = field(default_factory=RetryQuota)  # shared by a batch's workers
     evidence_key: str | None = None  # names the request's evidence snapshots (tags, ClientToken)
     before_write: Callable[..., None] | None = None  # idempotency: note the claim's phase before ReInitDisk
+    ambiguous_reinits: set = field(default_factory=set)  # disks whose ReInitDisk answer was lost
 
     def retrier(self) -> Retrier:
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,
