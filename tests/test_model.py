@@ -570,6 +570,11 @@ def make_model(redis_url: str | None, figures: Figures):
             invited = old.invited() and d.key == old.key
             d.duplicate = d.key == old.key and not invited  # the same request again, unasked for
             self.run_step("operator-repeat", [Copy(d, d.request_id, self.app)], strict=self.store or invited)
+            if not self.store and d.key == old.key:
+                # One answer invites one repeat: once the operator has made it, the platform's
+                # own retry of the old invocation is, without a store, an unguarded duplicate
+                # (nothing tells it that the request was carried out since).
+                old.duplicate = True
 
         @rule(data=st.data())
         def concurrent_copies(self, data):
