@@ -72,6 +72,15 @@ def classify_sdk_error(action: str, err: Exception) -> EcsCallError:
     return EcsCallError(action, kind, "NetworkError", text[:300])
 
 
+def tag_params(tags) -> dict:
+    """(key, value) pairs as ECS's numbered Tag.N.Key / Tag.N.Value parameters."""
+    params = {}
+    for n, (key, value) in enumerate(tags or (), start=1):
+        params[f"Tag.{n}.Key"] = key
+        params[f"Tag.{n}.Value"] = value
+    return params
+
+
 class EcsApi:
     """ECS in one region, with one set of credentials."""
 
@@ -114,9 +123,7 @@ class EcsApi:
         query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None,
                  "DiskIds": json.dumps(list(disk_ids)) if disk_ids is not None else None,
                  "InstanceId": instance_id, "DiskType": disk_type}
-        for n, (key, value) in enumerate(tags or (), start=1):
-            query[f"Tag.{n}.Key"] = key
-            query[f"Tag.{n}.Value"] = value
+        query.update(tag_params(tags))
         body = self.call("DescribeDisks", query)
         return (body.get("Disks") or {}).get("Disk") or [], body.get("NextToken") or ""
 
@@ -138,9 +145,7 @@ class EcsApi:
     def tag_resources(self, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> str:
         query = {"RegionId": self.region, "ResourceType": resource_type}
         query.update({f"ResourceId.{n}": rid for n, rid in enumerate(resource_ids, start=1)})
-        for n, (key, value) in enumerate(tags, start=1):
-            query[f"Tag.{n}.Key"] = key
-            query[f"Tag.{n}.Value"] = value
+        query.update(tag_params(tags))
         return self.call("TagResources", query).get("RequestId")
 
     def reinit_disk(self, disk_id: str, password=None, key_pair_name=None, auto_start=None,
@@ -162,9 +167,7 @@ class EcsApi:
         query = {"DiskId": disk_id, "SnapshotName": name, "Description": description,
                  "RetentionDays": retention_days, "InstantAccess": "true" if instant_access else "false",
                  "ClientToken": client_token}
-        for n, (key, value) in enumerate(tags, start=1):
-            query[f"Tag.{n}.Key"] = key
-            query[f"Tag.{n}.Value"] = value
+        query.update(tag_params(tags))
         return self.call("CreateSnapshot", query).get("SnapshotId")
 
     def describe_snapshots(self, snapshot_ids=None, disk_id=None, status=None, tags=None,
@@ -173,8 +176,6 @@ class EcsApi:
         query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None,
                  "SnapshotIds": json.dumps(list(snapshot_ids)) if snapshot_ids is not None else None,
                  "DiskId": disk_id, "Status": status}
-        for n, (key, value) in enumerate(tags or (), start=1):
-            query[f"Tag.{n}.Key"] = key
-            query[f"Tag.{n}.Value"] = value
+        query.update(tag_params(tags))
         body = self.call("DescribeSnapshots", query)
         return (body.get("Snapshots") or {}).get("Snapshot") or [], body.get("NextToken") or ""

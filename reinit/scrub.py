@@ -9,6 +9,7 @@ holds the query twice URL-encoded), and a bug's exception text may hold anything
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 from urllib.parse import quote, quote_plus
@@ -31,8 +32,10 @@ def _base64_forms(value: bytes) -> set[str]:
     return forms
 
 
-def encodings(secret: str) -> set[str]:
-    """Every way `secret` may be written by something that echoes it."""
+@functools.lru_cache(maxsize=64)
+def encodings(secret: str) -> frozenset[str]:
+    """Every way `secret` may be written by something that echoes it (worked out once per
+    secret: a warm instance sees the same webhook secret and credentials every invocation)."""
     once = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret, safe="~"),
             quote(secret, safe="/"), quote(secret)}
     twice = ({quote(form, safe="") for form in once} | {quote_plus(form, safe="") for form in once}
@@ -42,7 +45,7 @@ def encodings(secret: str) -> set[str]:
     forms |= {json.dumps(form)[1:-1] for form in forms}
     forms |= {json.dumps(secret, ensure_ascii=False)[1:-1]}
     forms |= _base64_forms(secret.encode("utf-8"))
-    return {f for f in forms if len(f) >= MIN_SECRET}
+    return frozenset(f for f in forms if len(f) >= MIN_SECRET)
 
 
 class Scrubber:

@@ -109,7 +109,11 @@ def _tagged(snap: dict, key: str) -> bool:
 def find_evidence_snapshot(ctx: Context, event_id: str, disk_id: str) -> dict | None:
     """The snapshot already made for (event, disk) and not yet used by a wipe, by its tags:
     one in progress or done first, else a failed one (the answer for that event)."""
-    fresh, _ = _evidence_of(ctx, event_id, disk_id)
+    return _pick(_evidence_of(ctx, event_id, disk_id)[0])
+
+
+def _pick(fresh: list[dict]) -> dict | None:
+    """One in progress or done first, else a failed one (the answer for that event)."""
     usable = [s for s in fresh if s.get("Status") != "failed"]
     return (usable or fresh or [None])[0]
 
@@ -130,8 +134,7 @@ def take_evidence_snapshot(ctx: Context, disk_id: str, instance_id: str | None, 
     `event_id` is the request's idempotency key (its ClientToken, else the trigger's id):
     every invocation for the same event must pass the same one."""
     fresh, used = _evidence_of(ctx, event_id, disk_id)
-    usable = [s for s in fresh if s.get("Status") != "failed"]
-    existing = (usable or fresh or [None])[0]
+    existing = _pick(fresh)
     if existing is not None:
         ctx.log.info("snapshot.found", disk=disk_id, snapshot=existing["SnapshotId"], status=existing.get("Status"))
         return existing["SnapshotId"]
