@@ -133,8 +133,9 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     snapshot_id = request_id = None
     try:
         if instance["Status"] != "Stopped":
-            group.stopped_by_us = request_stop(ctx, instance) or group.stopped_by_us
-            wait_stopped(ctx, instance_id)
+            asked = request_stop(ctx, instance)
+            group.stopped_by_us = asked or group.stopped_by_us
+            wait_stopped(ctx, instance_id, asked)
             instance["Status"] = "Stopped"
         if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
             snapshot_id = keep_evidence(ctx, disk_id, instance_id)
@@ -244,14 +245,18 @@ def request_stop(ctx: Context, instance: dict) -> bool:
     return True
 
 
-def wait_stopped(ctx: Context, instance_id: str) -> None:
+def wait_stopped(ctx: Context, instance_id: str, asked: bool = True) -> None:
     """Wait for Stopped, using what the looks show (section 11, "Waiting"):
     - seen Stopping or Stopped, then Starting or Running: someone else started it; said at
       once, not waited for to the deadline;
     - still Running, never Stopping, after the settle time: the StopInstance that got no
       clear answer did not run; it is asked once more (stopping is safe to repeat), and if
-      the instance still does not begin to stop, that is said."""
-    state = {"asked_at": ctx.clock(), "stopping": False, "looks": 0, "asked": 1}
+      the instance still does not begin to stop, that is said.
+    `asked` False: the function found it Stopping and sent nothing; that Stopping counts as
+    seen, so an instance Running at the first look was started by someone else. (Sending
+    StopInstance then would stop an instance that, say, another copy's reinit had ECS
+    start, and what this call does next would not start it again: found by the soak.)"""
+    state = {"asked_at": ctx.clock(), "stopping": not asked, "looks": 0, "asked": 1}
 
     def stopped() -> bool:
         status = instance_status(ctx, instance_id)

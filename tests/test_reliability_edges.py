@@ -394,3 +394,30 @@ def test_a_stop_instance_that_did_not_run_is_asked_once_more(invoke, cloud, cloc
     assert answer["Outcome"] == "Succeeded" and invoke.reinit_count(D1) == 1
     assert [w for w in invoke.writes() if w == "StopInstance"] == ["StopInstance", "StopInstance"]
     assert clock.now() - start < 60
+
+
+def test_an_instance_found_stopping_and_then_running_is_not_stopped_by_the_function(invoke, cloud, clock):
+    """Found Stopping (someone else's stop, or another copy's), then Running at the first look
+    of the wait: someone started it in between (another copy's reinit with AutoStartInstance,
+    say). The function sent no StopInstance, so it must not send one now: the reinit it would
+    then make is not one that starts the instance (it did not stop it), and the instance would
+    end stopped with no result naming it (found by the soak)."""
+    inst = cloud.ecs.instances[instance_id(1)]
+    inst.status = "Stopping"
+    original = cloud.ecs.describe_instances
+    looks = {"n": 0}
+
+    def started_between_the_looks(*a, **kw):
+        looks["n"] += 1
+        if looks["n"] == 2:  # after the preflight saw Stopping, before the wait's first look
+            inst.status, inst.pending = "Running", []
+        return original(*a, **kw)
+
+    cloud.ecs.describe_instances = started_between_the_looks
+    start = clock.now()
+    with pytest.raises(InvocationFailed) as info:  # nothing was written: the platform may retry
+        invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
+    answer = json.loads(str(info.value))
+    assert answer["Code"] == "IncorrectInstanceStatus" and "someone else" in answer["Message"]
+    assert invoke.writes() == [] and invoke.reinit_count(D1) == 0
+    assert inst.status == "Running" and clock.now() - start < 10
