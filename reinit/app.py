@@ -21,6 +21,7 @@ from reinit import events
 from reinit.chunks import splitter
 from reinit.clients import ClientCache, resolve_credentials
 from reinit.config import Config, load_config
+from reinit.continuation import continue_later, function_name, settle_claim
 from reinit.errors import FAILED, REJECTED, ReinitError, failed, rejected
 from reinit.events import EVENTBRIDGE, HTTP, INVOKE
 from reinit.fleet import run_batch
@@ -38,7 +39,6 @@ from reinit.webhook import MAX_BODY_BYTES, WINDOW_SECONDS, verify
 
 DEFAULT_TIMEOUT = 60.0
 PUBLISH_ATTEMPTS = 4
-MAX_CONTINUATIONS = 144  # a day of 10-minute invocations waiting for one evidence snapshot
 
 
 class InvocationFailed(Exception):
@@ -162,8 +162,9 @@ class Invocation:
                 return self.batch(ctx, request)
             result = run_single(ctx, request)
             if result.extra.get("SnapshotPending"):
-                result = self.continue_later(ctx, request, result)
-                self.settle_claim(ctx, result)
+                result = continue_later(ctx, self.config, self.creds, function_name(self.config, self.context),
+                                        request, result)
+                settle_claim(ctx, result, self.scrubber)
         except RequestError as err:
             result = Result.from_error(err, err.disk_id, err.instance_id)
         except ReinitError as err:
@@ -252,57 +253,6 @@ class Invocation:
             return request.client_token  # the parent's evidence key, carried on
         key = self.idempotency_key(request) or f"invocation:{self.invocation_id}"
         return "reinit-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
-
-    def continue_later(self, ctx: Context, request: Request, result: Result) -> Result:
-        """The evidence snapshot outlasts this invocation: hand the same request to an
-        asynchronous invocation of this function (section 11, "Evidence snapshot"), once
-        per (request, disk) by its task id. Where that cannot be done (no Function Compute
-        endpoint, or a Password that must not travel in a payload), the result stays a
-        retryable WaitTimeout: the platform's retry finds the same snapshot."""
-        from reinit.chunks import ALREADY_HANDED_OFF, Dispatcher, continuation_payload
-        from reinit.ecs import EcsCallError
-        from reinit.retry import retryable_read
-        from reinit.snapshot import continuation_task_id
-
-        config = self.config
-        function_name = config.function_name or getattr(getattr(self.context, "function", None), "name", None)
-        hop = (request.continuation or 0) + 1
-        if not config.fc_endpoint or not function_name or request.password is not None or hop > MAX_CONTINUATIONS:
-            return result
-        # One task id per hop: a redelivery of this invocation meets its 409, while the
-        # continuation that in turn runs out of time hands on to the next hop.
-        task = continuation_task_id(f"{ctx.evidence_key}#{hop}", result.disk_id)
-        payload = {**continuation_payload(request, result.disk_id, ctx.evidence_key), "Continuation": hop}
-        if result.extra.get("InstanceLeftStopped") and request.auto_start is None:
-            payload["AutoStartInstance"] = True  # this invocation stopped it: the wipe starts it again
-        dispatcher = Dispatcher(config.fc_endpoint, config.region, self.creds, function_name)
-        try:
-            handed = ctx.retrier().call(lambda: dispatcher.invoke_async(payload, task), retryable_read)
-        except EcsCallError as err:
-            self.log.error("snapshot.continue.failed", disk=result.disk_id, code=err.code)
-            return result
-        self.log.info("snapshot.continued", disk=result.disk_id, snapshot=result.snapshot_id, task=task,
-                      already=handed == ALREADY_HANDED_OFF)
-        result.retryable = False  # the continuation carries it on; a retry of this one is not needed
-        result.message += (f" The work goes on in an asynchronous invocation of this function (task {task}), which "
-                           "waits for the same snapshot and publishes the outcome; nothing was written to the disk.")
-        result.extra["ContinuedAs"] = task
-        return result
-
-    def settle_claim(self, ctx: Context, result: Result) -> None:
-        """A single request whose snapshot outlasted the invocation kept its claim: handed
-        on, the request is done here (a redelivery is answered "Duplicate", and only the
-        continuation wipes); not handed on, the claim is released for the platform's retry."""
-        once = ctx.once
-        if once is None or not result.extra.get("SnapshotPending") or result.disk_id is None:
-            return
-        try:
-            if result.extra.get("ContinuedAs"):
-                once.store.complete(once.event_key, result.disk_id, self.scrubber.value(result.stored()))
-            else:
-                once.store.release(once.event_key, result.disk_id)
-        except StoreUnavailable as err:
-            self.log.error("idempotency.unavailable", error=str(err), disk=result.disk_id)
 
     def once(self, request: Request) -> Once | None:
         """The idempotency key of this request (section 11, "Idempotency"), bound to the
@@ -393,15 +343,15 @@ class Invocation:
         """Where Function Compute can be reached, a selection too large for one invocation
         is split into chunks and handed to asynchronous invocations of this function."""
         config = self.config
-        function_name = config.function_name or getattr(getattr(self.context, "function", None), "name", None)
-        if not config.fc_endpoint or not function_name or request.batch_id is not None:
+        name = function_name(config, self.context)
+        if not config.fc_endpoint or not name or request.batch_id is not None:
             return None
         usable = max(0.0, ctx.deadline - self.app.clock() - 30.0)
         # The rate this instance learned ReInitDisk's quota to be, where it has learned one.
         rate = self.app.paces(config, self.region).get("ReInitDisk").known or config.fleet_rate
         limit = config.fleet_chunk or max(1, int(rate * usable * 0.8))
         key = self.idempotency_key(request) or f"{self.inv.trigger}:{self.invocation_id}"
-        return splitter(ctx, request, key, self.creds, function_name, limit)
+        return splitter(ctx, request, key, self.creds, name, limit)
 
     def finish(self, result: Result):
         """Publish the outcome, log it, and answer; end with an error where the platform

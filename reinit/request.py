@@ -27,7 +27,7 @@ SINGLE_FIELDS = ("DiskId", "InstanceId")
 STRING_FIELDS = ("Password", "KeyPairName", "SecurityEnhancementStrategy", "RegionId", "ClientToken")
 BOOL_FIELDS = ("AutoStartInstance", "DryRun", "StopInstance", "WaitForCompletion", "Snapshot")
 BATCH_FIELDS = ("DiskIds", "Tags", "DiskType", "MaxErrors", "BatchId", "Chunk", "Chunks")
-# Set by the function itself on an evidence-snapshot continuation (app.continue_later).
+# Set by the function itself on an evidence-snapshot continuation (continuation.continue_later).
 INTERNAL_FIELDS = ("Continuation",)
 BATCH_ID = re.compile(r"b-[0-9a-f]{16}", re.ASCII)
 KNOWN = (*SINGLE_FIELDS, *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS, *INTERNAL_FIELDS)

@@ -253,7 +253,7 @@ def test_a_redelivered_parent_and_its_continuation_do_not_both_wipe(invoke, clou
     the event again once the snapshot is accomplished: the redelivery claims the released
     record, finds the same snapshot and wipes (ECS starts the instance; it writes). Then
     the continuation runs under its own key, sees the instance Running, stops it and
-    wipes a second time. Cause: app.continue_later releases the parent's record
+    wipes a second time. Cause: continuation.continue_later releases the parent's record
     (idempotency._finish: retryable and not may_have_run) and the continuation uses
     another idempotency key. Fix: keep the parent's record (a 'Continued' state naming
     the task) so a redelivery answers 'continued' instead of running, and run the

@@ -1,0 +1,70 @@
+"""An evidence snapshot that outlasts the invocation (INTERFACE.md section 11, "Evidence
+snapshot"): the same request is handed to an asynchronous invocation of this function,
+once per (request, disk, hop) by its task id, and the claim of this invocation is settled.
+
+Where it cannot be handed on (no Function Compute endpoint, or a Password that must not
+travel in a payload), the result stays a retryable WaitTimeout: the platform's retry
+finds the same snapshot.
+"""
+
+from __future__ import annotations
+
+from reinit.chunks import ALREADY_HANDED_OFF, Dispatcher, continuation_payload
+from reinit.config import Config
+from reinit.ecs import Credentials, EcsCallError
+from reinit.idempotency import StoreUnavailable
+from reinit.request import Request
+from reinit.result import Context, Result
+from reinit.retry import retryable_read
+from reinit.scrub import Scrubber
+from reinit.snapshot import continuation_task_id
+
+MAX_CONTINUATIONS = 144  # a day of 10-minute invocations waiting for one evidence snapshot
+
+
+def function_name(config: Config, context) -> str | None:
+    """This function's own name: configured, else the one Function Compute passes in."""
+    return config.function_name or getattr(getattr(context, "function", None), "name", None)
+
+
+def continue_later(ctx: Context, config: Config, creds: Credentials | None, name: str | None,
+                   request: Request, result: Result) -> Result:
+    """Hand the request on, or return `result` as it is where that cannot be done."""
+    hop = (request.continuation or 0) + 1
+    if not config.fc_endpoint or not name or request.password is not None or hop > MAX_CONTINUATIONS:
+        return result
+    # One task id per hop: a redelivery of this invocation meets its 409, while the
+    # continuation that in turn runs out of time hands on to the next hop.
+    task = continuation_task_id(f"{ctx.evidence_key}#{hop}", result.disk_id)
+    payload = {**continuation_payload(request, result.disk_id, ctx.evidence_key), "Continuation": hop}
+    if result.extra.get("InstanceLeftStopped") and request.auto_start is None:
+        payload["AutoStartInstance"] = True  # this invocation stopped it: the wipe starts it again
+    dispatcher = Dispatcher(config.fc_endpoint, config.region, creds, name)
+    try:
+        handed = ctx.retrier().call(lambda: dispatcher.invoke_async(payload, task), retryable_read)
+    except EcsCallError as err:
+        ctx.log.error("snapshot.continue.failed", disk=result.disk_id, code=err.code)
+        return result
+    ctx.log.info("snapshot.continued", disk=result.disk_id, snapshot=result.snapshot_id, task=task,
+                 already=handed == ALREADY_HANDED_OFF)
+    result.retryable = False  # the continuation carries it on; a retry of this one is not needed
+    result.message += (f" The work goes on in an asynchronous invocation of this function (task {task}), which "
+                       "waits for the same snapshot and publishes the outcome; nothing was written to the disk.")
+    result.extra["ContinuedAs"] = task
+    return result
+
+
+def settle_claim(ctx: Context, result: Result, scrubber: Scrubber) -> None:
+    """A single request whose snapshot outlasted the invocation kept its claim: handed on,
+    the request is done here (a redelivery is answered "Duplicate", and only the
+    continuation wipes); not handed on, the claim is released for the platform's retry."""
+    once = ctx.once
+    if once is None or not result.extra.get("SnapshotPending") or result.disk_id is None:
+        return
+    try:
+        if result.extra.get("ContinuedAs"):
+            once.store.complete(once.event_key, result.disk_id, scrubber.value(result.stored()))
+        else:
+            once.store.release(once.event_key, result.disk_id)
+    except StoreUnavailable as err:
+        ctx.log.error("idempotency.unavailable", error=str(err), disk=result.disk_id)
