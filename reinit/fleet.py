@@ -14,11 +14,12 @@ from dataclasses import replace
 
 from reinit.ecs import PAGE
 from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
-from reinit.flow import InstanceGroup, carry_out, resolve_in_doubt, settle_instance
+from reinit.flow import carry_out, resolve_in_doubt
 from reinit.idempotency import at_most_once
 from reinit.pace import PacedEcs, Paces
 from reinit.request import Request
 from reinit.result import Context, Result
+from reinit.stopping import InstanceGroup, settle_instance
 
 WORKERS = 8
 PROGRESS_EVERY = 5.0  # seconds between progress lines

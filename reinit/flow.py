@@ -3,13 +3,11 @@
 INTERFACE.md sections 4, 8, 10 and 11. Every ECS read goes through the retrier; ReInitDisk
 is repeated only where ECS cannot have carried it out, and after an ambiguous failure the
 disk is looked at before anything is repeated. The at-most-once wrapper around all of it
-is idempotency's job (reinit/once.py).
+is idempotency.py's job; what is done to the instance is in stopping.py, and how each
+change is waited for in waits.py.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from reinit.config import Config
 from reinit.ecs import EcsCallError
@@ -19,15 +17,8 @@ from reinit.request import Request
 from reinit.result import Context, Result, ecs_failure
 from reinit.retry import retryable_write
 from reinit.snapshot import SnapshotPending, evidence_snapshot, mark_consumed
-
-# A completion wait that never sees ReIniting infers the end once the disk has stayed
-# In_use this long after ECS accepted the call, over at least SETTLE_LOOKS looks: ECS
-# shows ReIniting within moments of accepting ReInitDisk (a loaded region's DescribeDisks
-# may lag by seconds), so a disk still In_use after half a minute finished between two
-# looks. Half a minute, not the function's whole timeout: the hang this replaces ran to
-# the deadline. With AutoStartInstance, the instance leaving Stopped tells it sooner.
-SETTLE_SECONDS = 30.0
-SETTLE_LOOKS = 3
+from reinit.stopping import InstanceGroup, request_stop, settle_instance, wait_stopped
+from reinit.waits import look, wait_for_completion
 
 
 # -- preflight --------------------------------------------------------------------------
@@ -97,20 +88,6 @@ def run_single(ctx: Context, req: Request) -> Result:
     result = at_most_once(ctx, req, disk, lambda c: carry_out(c, req, disk, instance, True, group),
                           lambda c, record: resolve_in_doubt(c, req, disk, record, group), group)
     return settle_instance(ctx, group, disk.get("InstanceId") or None, result)
-
-
-@dataclass
-class InstanceGroup:
-    """The disks of one instance in a batch (or the one disk of a single request): run one
-    after another, the system disk last; only the last one starts the instance again
-    (section 11, "Stopping"). What the function did to the instance is kept here, so that
-    whatever happens to the last disk, the instance is not left stopped unsaid."""
-
-    stopped_by_us: bool = False
-    start_handed_to_ecs: bool = False  # a ReInitDisk with AutoStartInstance=true was accepted
-    left_stopped: bool = False  # on purpose: asked for (AutoStartInstance=false) or in doubt
-    settled: bool = False
-    auto_start: bool | None = None  # what the last ReInitDisk was sent with
 
 
 def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, last: bool = True,
@@ -204,106 +181,6 @@ def keep_evidence(ctx: Context, disk_id: str, instance_id: str | None) -> str:
     snapshot"): the one already made for the same request, or a new one."""
     return evidence_snapshot(ctx, disk_id, instance_id, ctx.evidence_key or "unkeyed",
                              ctx.config.snapshot_retention_days)
-
-
-def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:
-    """After the last disk of an instance: an instance the function stopped is started
-    again unless a reinit will start it or it is left stopped on purpose, and `last`
-    (the result published for that disk) says what became of it."""
-    if group.settled or not group.stopped_by_us or instance_id is None:
-        return last
-    group.settled = True
-    if group.start_handed_to_ecs:
-        return last
-    if group.left_stopped:
-        if last.in_doubt:
-            unless = " (ECS starts it itself if that ReInitDisk ran)" if group.auto_start else ""
-            last.message += (f" The function had stopped instance {instance_id} and does not start it again{unless}, "
-                             "so that nothing is written to the disk before the doubt is resolved.")
-            last.extra["InstanceLeftStopped"] = instance_id
-        elif last.extra.get("SnapshotPending"):
-            last.message += (f" The function had stopped instance {instance_id}; it stays stopped until the evidence "
-                             "snapshot is accomplished and the disk reinitialized, which starts it again.")
-            last.extra["InstanceLeftStopped"] = instance_id
-        return last
-    last.message += " " + restart(ctx, instance_id, last)
-    return last
-
-
-def request_stop(ctx: Context, instance: dict) -> bool:
-    """StopInstance (not forced, KeepCharging) for a Running instance. True if this call
-    stopped it (then a failure later starts it again); False if it was already Stopping."""
-    instance_id = instance["InstanceId"]
-    if instance["Status"] != "Running":
-        return False
-    try:
-        ctx.retrier().call(lambda: ctx.ecs.stop_instance(instance_id), retryable_write)
-    except EcsCallError as err:
-        if not err.ambiguous:
-            raise ecs_failure(err) from None
-        ctx.log.warning("ecs.stop.ambiguous", instance=instance_id, code=err.code)  # the wait will tell
-    return True
-
-
-def wait_stopped(ctx: Context, instance_id: str, asked: bool = True) -> None:
-    """Wait for Stopped, using what the looks show (section 11, "Waiting"):
-    - seen Stopping or Stopped, then Starting or Running: someone else started it; said at
-      once, not waited for to the deadline;
-    - still Running, never Stopping, after the settle time: the StopInstance that got no
-      clear answer did not run; it is asked once more (stopping is safe to repeat), and if
-      the instance still does not begin to stop, that is said.
-    `asked` False: the function found it Stopping and sent nothing; that Stopping counts as
-    seen, so an instance Running at the first look was started by someone else. (Sending
-    StopInstance then would stop an instance that, say, another copy's reinit had ECS
-    start, and what this call does next would not start it again: found by the soak.)"""
-    state = {"asked_at": ctx.clock(), "stopping": not asked, "looks": 0, "asked": 1}
-
-    def stopped() -> bool:
-        status = instance_status(ctx, instance_id)
-        state["looks"] += 1
-        if status == "Stopped":
-            return True
-        if status == "Stopping":
-            state["stopping"] = True
-            return False
-        if status not in ("Starting", "Running"):
-            return False
-        if state["stopping"]:
-            raise moved(f"Instance {instance_id} is {status} again while the function waited for it to stop: "
-                        "someone else started it. Nothing was written to the disk.")
-        if ctx.clock() - state["asked_at"] >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS:
-            if state["asked"] >= 2:
-                raise moved(f"Instance {instance_id} is still {status}: it did not begin to stop after StopInstance "
-                            "was sent twice. Nothing was written to the disk.")
-            request_stop(ctx, {"InstanceId": instance_id, "Status": "Running"})
-            state.update(asked_at=ctx.clock(), looks=0, asked=2)
-        return False
-
-    poll(ctx, f"instance {instance_id} to stop", stopped)
-
-
-def moved(message: str) -> ReinitError:
-    err = failed("IncorrectInstanceStatus", message, status=403, retryable=True)
-    err.instance_moved = True  # not stopped by the function after all: not its to start again
-    return err
-
-
-def instance_status(ctx: Context, instance_id: str) -> str | None:
-    found = ctx.read(lambda: ctx.ecs.describe_instances([instance_id]))
-    return found[0].get("Status") if found else None
-
-
-def disk_status(ctx: Context, disk_id: str) -> str | None:
-    disks, _ = ctx.read(lambda: ctx.ecs.describe_disks(disk_ids=[disk_id]))
-    return disks[0].get("Status") if disks else None
-
-
-def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | None, str | None] | None:
-    """(disk status, instance status), or None where ECS could not be read."""
-    try:
-        return disk_status(ctx, disk_id), instance_status(ctx, instance_id) if instance_id else None
-    except ReinitError:
-        return None
 
 
 def indeterminate(first: EcsCallError, seen, repeated: bool = False) -> ReinitError:
@@ -402,67 +279,3 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
         return result
     return Result(SUCCEEDED, None, f"The earlier ReInitDisk for disk {disk_id} was in doubt; looked again: it ran"
                   f"{how}.", disk_id=disk_id, instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)
-
-
-def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> str:
-    """Wait until the reinit has finished: the disk back In_use after it was seen
-    ReIniting, or, where ReIniting was never seen (the reinit was faster than the looks,
-    or showed a moment late), the end inferred from the other signs ECS gives (section 11,
-    "Waiting"). Then the instance Running when ECS is starting it. Returns how the end was
-    known, for the Message ("" when it was seen)."""
-    accepted_at = ctx.clock()
-    state = {"seen": False, "looks": 0, "how": ""}
-
-    def disk_done() -> bool:
-        status = disk_status(ctx, disk_id)
-        state["looks"] += 1
-        if status == "ReIniting":
-            state["seen"] = True
-            return False
-        if status != "In_use":
-            return False
-        if state["seen"]:
-            return True
-        if started_instance and instance_status(ctx, started_instance) in ("Starting", "Running"):
-            state["how"] = (" (inferred: the disk was never seen ReIniting, and ECS has started the instance, "
-                            "which it does only after the reinit)")
-            return True
-        waited = ctx.clock() - accepted_at
-        if waited >= SETTLE_SECONDS and state["looks"] >= SETTLE_LOOKS:
-            state["how"] = (f" (inferred: the disk was never seen ReIniting and stayed In_use for {waited:.0f} s "
-                            "after ECS accepted the call)")
-            return True
-        return False
-
-    poll(ctx, f"disk {disk_id} to finish reinitializing", disk_done, request_id)
-    if started_instance:
-        poll(ctx, f"instance {started_instance} to start",
-             lambda: instance_status(ctx, started_instance) == "Running", request_id)
-    return state["how"]
-
-
-def poll(ctx: Context, what: str, done: Callable[[], bool], ecs_request_id=None) -> None:
-    """Look at once (a change may already be over), then every poll_seconds; never past
-    the deadline. Running out is WaitTimeout."""
-    while True:
-        if done():
-            return
-        delay = ctx.config.poll_seconds
-        if ctx.clock() + delay > ctx.deadline:
-            raise failed("WaitTimeout", f"Gave up waiting for {what}: the function is running out of time.",
-                         ecs_request_id=ecs_request_id)
-        ctx.sleep(delay)
-
-
-def restart(ctx: Context, instance_id: str, result: Result | None = None) -> str:
-    """Start an instance this function stopped and nothing will start (best effort)."""
-    try:
-        ctx.retrier().call(lambda: ctx.ecs.start_instance(instance_id), retryable_write)
-        if result is not None:
-            result.extra["InstanceRestarted"] = instance_id
-        return f"The function had stopped instance {instance_id} and started it again."
-    except EcsCallError as err:
-        ctx.log.error("ecs.restart.failed", instance=instance_id, code=err.code)
-        if result is not None:
-            result.extra["InstanceLeftStopped"] = instance_id
-        return f"The function had stopped instance {instance_id} and could not start it again ({err.code}): start it by hand."

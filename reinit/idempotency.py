@@ -24,6 +24,10 @@ import hmac
 import json
 import threading
 import time
+from dataclasses import replace
+
+from reinit.errors import FAILED
+from reinit.result import Result
 
 IN_PROGRESS, DONE, IN_DOUBT = "InProgress", "Done", "InDoubt"
 CLAIMED, WRITING = "Claimed", "Writing"  # the phases of an InProgress record
@@ -205,11 +209,6 @@ def at_most_once(ctx, req, disk: dict, run, resolve, group=None):
     `run(ctx)` carries the request out; `resolve(ctx, record)` handles a redelivery of a
     record left in doubt. Both return a Result; the ctx they get writes the claim's phase
     down before ReInitDisk (`ctx.before_write`)."""
-    from dataclasses import replace
-
-    from reinit.errors import FAILED
-    from reinit.result import Result
-
     once = ctx.once
     if once is None or req.dry_run or ctx.config.dry_run:
         return run(ctx)
