@@ -338,6 +338,16 @@ def test_a_disk_already_reiniting_is_not_an_invitation_to_repeat(invoke, cloud):
     assert "ReIniting" in copy["Message"] and invoke.reinit_count(D1) == 1
 
 
+def started_by_someone_else(invoke) -> dict:
+    """A stop-and-reinit request whose instance someone else starts: the invocation fails
+    (nothing was written, so the platform may retry) and says who moved it."""
+    with pytest.raises(InvocationFailed) as info:
+        invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
+    answer = json.loads(str(info.value))
+    assert answer["Code"] == "IncorrectInstanceStatus" and "someone else" in answer["Message"]
+    return answer
+
+
 def test_an_instance_started_by_someone_else_during_the_stop_wait_is_said_at_once(invoke, cloud, clock):
     cloud.ecs.instances[instance_id(1)].status = "Running"
     cloud.ecs.timings.update(stop=4.0)
@@ -350,10 +360,7 @@ def test_an_instance_started_by_someone_else_during_the_stop_wait_is_said_at_onc
 
     cloud.ecs.stop_instance = stop_then_someone_starts
     start = clock.now()
-    with pytest.raises(InvocationFailed) as info:  # nothing was written: the platform may retry
-        invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
-    answer = json.loads(str(info.value))
-    assert answer["Code"] == "IncorrectInstanceStatus" and "someone else" in answer["Message"]
+    answer = started_by_someone_else(invoke)
     assert "InstanceLeftStopped" not in answer and "start it by hand" not in answer["Message"]
     assert clock.now() - start < 60 and invoke.reinit_count(D1) == 0
     assert invoke.writes() == ["StopInstance"]  # the function does not fight the other party
@@ -415,9 +422,6 @@ def test_an_instance_found_stopping_and_then_running_is_not_stopped_by_the_funct
 
     cloud.ecs.describe_instances = started_between_the_looks
     start = clock.now()
-    with pytest.raises(InvocationFailed) as info:  # nothing was written: the platform may retry
-        invoke({"DiskId": D1, "StopInstance": True}, timeout=600)
-    answer = json.loads(str(info.value))
-    assert answer["Code"] == "IncorrectInstanceStatus" and "someone else" in answer["Message"]
+    started_by_someone_else(invoke)
     assert invoke.writes() == [] and invoke.reinit_count(D1) == 0
     assert inst.status == "Running" and clock.now() - start < 10
