@@ -105,8 +105,8 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     if req.dry_run or ctx.config.dry_run:
         return Result(DRY_RUN, None, f"Dry run: disk {disk_id} passed every check; nothing was written.",
                       disk_id=disk_id, instance_id=instance_id)
-    accepted = False
-    auto_start = req.auto_start if last else None
+    accepted = held = False
+    auto_start = None
     snapshot_id = request_id = None
     try:
         if instance["Status"] != "Stopped":
@@ -116,8 +116,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             instance["Status"] = "Stopped"
         if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
             snapshot_id = keep_evidence(ctx, disk_id, instance_id)
-        if auto_start is None and group.stopped_by_us and last:
-            auto_start = True  # restore the state it was in
+        auto_start, held = start_after(req, group, last)
         group.auto_start = auto_start
         note_writing(ctx, group)
         request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start)
@@ -149,17 +148,37 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
         if result.in_doubt:
             group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt
+            group.doubt = group.doubt or disk_id
         return result
+    result_extra = {"InstanceLeftStopped": instance_id} if held else {}
     done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
     started = " The instance is being started again." if auto_start else ""
+    if held:
+        started = (f" Instance {instance_id} is kept stopped, not started: the reinit of disk {group.doubt} is in "
+                   "doubt, and nothing may be written before that is resolved.")
     if auto_start and disk_id in ctx.ambiguous_reinits:
         # The answer was lost and the disk was seen under way: if another caller's ReInitDisk
         # (without AutoStartInstance) is the one that ran, nothing will start the instance.
         started = (f" ECS is to start instance {instance_id} again; the answer was lost, so if another call "
                    "made this reinit, check that it is running.")
     return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
-                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id)
+                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id, extra=result_extra)
+
+
+def start_after(req: Request, group: InstanceGroup, last: bool) -> tuple[bool | None, bool]:
+    """AutoStartInstance for this disk's ReInitDisk (None: not sent), and whether a start
+    was held back. Only the instance's last disk may start it: as asked, or, where the
+    function stopped it, to restore the state it was in."""
+    auto_start = req.auto_start if last else None
+    if auto_start is None and group.stopped_by_us and last:
+        auto_start = True
+    if auto_start and group.doubt is not None:
+        # An earlier disk of this instance is in doubt, and its result may have said a
+        # repeat is safe because the instance stays stopped: started now, it would write,
+        # and that repeat would wipe what it wrote (found by the soak).
+        return False, True
+    return auto_start, False
 
 
 def note_writing(ctx: Context, group: InstanceGroup) -> None:
@@ -276,6 +295,8 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = True
         group.left_stopped = group.left_stopped or result.in_doubt
+        if result.in_doubt:
+            group.doubt = group.doubt or disk_id
         return result
     return Result(SUCCEEDED, None, f"The earlier ReInitDisk for disk {disk_id} was in doubt; looked again: it ran"
                   f"{how}.", disk_id=disk_id, instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)

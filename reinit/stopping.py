@@ -27,6 +27,7 @@ class InstanceGroup:
     left_stopped: bool = False  # on purpose: asked for (AutoStartInstance=false) or in doubt
     settled: bool = False
     auto_start: bool | None = None  # what the last ReInitDisk was sent with
+    doubt: str | None = None  # a disk of this instance whose ReInitDisk is in doubt
 
 
 def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:
@@ -39,8 +40,10 @@ def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None,
     if group.start_handed_to_ecs:
         return last
     if group.left_stopped:
-        if last.in_doubt:
-            unless = " (ECS starts it itself if that ReInitDisk ran)" if group.auto_start else ""
+        if last.extra.get("InstanceLeftStopped"):
+            return last  # already said
+        if last.in_doubt or group.doubt:
+            unless = " (ECS starts it itself if that ReInitDisk ran)" if last.in_doubt and group.auto_start else ""
             last.message += (f" The function had stopped instance {instance_id} and does not start it again{unless}, "
                              "so that nothing is written to the disk before the doubt is resolved.")
             last.extra["InstanceLeftStopped"] = instance_id

@@ -111,6 +111,28 @@ def test_max_errors_never_leaves_a_stopped_instance_unsaid(invoke, cloud, seed):
     assert invoke.writes()[-1] == "StartInstance"
 
 
+@pytest.mark.parametrize("seed", [two_disk_instance()])
+def test_a_disk_in_doubt_keeps_its_instance_stopped_through_the_rest_of_the_batch(invoke, cloud, seed):
+    """The data disk's ReInitDisk gets no answer twice while the instance stays Stopped, so
+    its result says a repeat is safe (Retryable: true). The system disk comes next: had its
+    ReInitDisk started the instance (AutoStartInstance), it would write, and that repeat
+    would wipe what it wrote (found by the soak). It is wiped, the instance kept stopped,
+    and the result says so."""
+    cloud.ecs.timings.update(reinit=0.0)  # over before the look after the lost answer
+    cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="drop_after", times=2)
+    summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True,
+                            "AutoStartInstance": True}))
+    by_disk = {r["DiskId"]: r for r in summary["Results"]}
+    data, system = by_disk[disk_id(9)], by_disk[D1]
+    assert (data["Code"], data["Retryable"]) == ("ServiceUnavailable", True)
+    assert system["Outcome"] == "Succeeded" and system["InstanceLeftStopped"] == instance_id(1)
+    assert f"disk {disk_id(9)} is in doubt" in system["Message"]
+    assert cloud.ecs.disks[D1].last_reinit["AutoStartInstance"] is False
+    cloud.clock.advance(120)
+    assert cloud.ecs.describe_instances([instance_id(1)])[0].status == "Stopped"
+    assert "StartInstance" not in invoke.writes()
+
+
 # -- 7. every failure is a result --------------------------------------------------------------
 def test_deep_nesting_is_answered_and_published_not_an_internal_error(invoke, cloud):
     answer = invoke(b'{"DiskId": ' + b"[" * 20000 + b"]" * 20000 + b"}")
