@@ -120,12 +120,16 @@ class EcsApi:
     def describe_disks(self, disk_ids=None, instance_id=None, disk_type=None, tags=None,
                        next_token=None) -> tuple[list[dict], str]:
         """One page (up to 100) of disks, and the NextToken ("" when done)."""
-        query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None,
-                 "DiskIds": json.dumps(list(disk_ids)) if disk_ids is not None else None,
-                 "InstanceId": instance_id, "DiskType": disk_type}
+        return self.page("DescribeDisks", "Disks", "Disk", next_token, tags, {
+            "DiskIds": json.dumps(list(disk_ids)) if disk_ids is not None else None,
+            "InstanceId": instance_id, "DiskType": disk_type})
+
+    def page(self, action: str, outer: str, inner: str, next_token, tags, query: dict) -> tuple[list[dict], str]:
+        """One page of a paged Describe call (MaxResults/NextToken), filtered by tags."""
+        query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None, **query}
         query.update(tag_params(tags))
-        body = self.call("DescribeDisks", query)
-        return (body.get("Disks") or {}).get("Disk") or [], body.get("NextToken") or ""
+        body = self.call(action, query)
+        return (body.get(outer) or {}).get(inner) or [], body.get("NextToken") or ""
 
     def describe_instances(self, instance_ids) -> list[dict]:
         body = self.call("DescribeInstances", {
@@ -173,9 +177,6 @@ class EcsApi:
     def describe_snapshots(self, snapshot_ids=None, disk_id=None, status=None, tags=None,
                            next_token=None) -> tuple[list[dict], str]:
         """One page (up to 100) of snapshots in this region, and the NextToken ("" when done)."""
-        query = {"RegionId": self.region, "MaxResults": PAGE, "NextToken": next_token or None,
-                 "SnapshotIds": json.dumps(list(snapshot_ids)) if snapshot_ids is not None else None,
-                 "DiskId": disk_id, "Status": status}
-        query.update(tag_params(tags))
-        body = self.call("DescribeSnapshots", query)
-        return (body.get("Snapshots") or {}).get("Snapshot") or [], body.get("NextToken") or ""
+        return self.page("DescribeSnapshots", "Snapshots", "Snapshot", next_token, tags, {
+            "SnapshotIds": json.dumps(list(snapshot_ids)) if snapshot_ids is not None else None,
+            "DiskId": disk_id, "Status": status})
