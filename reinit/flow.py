@@ -108,6 +108,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     accepted = held = False
     auto_start = None
     snapshot_id = request_id = None
+    group.since = group.since or instance.get("StartTime")
     try:
         if instance["Status"] != "Stopped":
             asked = request_stop(ctx, instance)
@@ -119,7 +120,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         auto_start, held = start_after(req, group, last)
         group.auto_start = auto_start
         note_writing(ctx, group)
-        request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start)
+        request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start, group.since)
         accepted = True
         if snapshot_id:
             mark_consumed(ctx, snapshot_id)  # a later request with the same key keeps fresh evidence
@@ -149,14 +150,16 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
         if result.in_doubt:
             group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt
             group.doubt = group.doubt or disk_id
+        if held and accepted:
+            result.message += kept_stopped(instance_id, group)
+            result.extra["InstanceLeftStopped"] = instance_id
         return result
     result_extra = {"InstanceLeftStopped": instance_id} if held else {}
     done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
     started = " The instance is being started again." if auto_start else ""
     if held:
-        started = (f" Instance {instance_id} is kept stopped, not started: the reinit of disk {group.doubt} is in "
-                   "doubt, and nothing may be written before that is resolved.")
+        started = kept_stopped(instance_id, group)
     if auto_start and disk_id in ctx.ambiguous_reinits:
         # The answer was lost and the disk was seen under way: if another caller's ReInitDisk
         # (without AutoStartInstance) is the one that ran, nothing will start the instance.
@@ -181,6 +184,11 @@ def start_after(req: Request, group: InstanceGroup, last: bool) -> tuple[bool | 
     return auto_start, False
 
 
+def kept_stopped(instance_id: str, group: InstanceGroup) -> str:
+    return (f" Instance {instance_id} is kept stopped, not started: the reinit of disk {group.doubt} is in doubt, "
+            "and nothing may be written before that is resolved.")
+
+
 def note_writing(ctx: Context, group: InstanceGroup) -> None:
     """Before ReInitDisk: the claim's record says it is about to run (idempotency.py), so
     that a crash from here on leaves the pair in doubt. If that cannot be written down,
@@ -188,7 +196,7 @@ def note_writing(ctx: Context, group: InstanceGroup) -> None:
     if ctx.before_write is None:
         return
     try:
-        ctx.before_write(StoppedByUs=group.stopped_by_us, AutoStart=group.auto_start)
+        ctx.before_write(StoppedByUs=group.stopped_by_us, AutoStart=group.auto_start, StartTime=group.since)
     except StoreUnavailable as err:
         ctx.log.error("idempotency.unavailable", error=str(err))
         raise failed("ServiceUnavailable", "The idempotency store could not record that ReInitDisk was about to run; "
@@ -202,12 +210,18 @@ def keep_evidence(ctx: Context, disk_id: str, instance_id: str | None) -> str:
                              ctx.config.snapshot_retention_days)
 
 
-def indeterminate(first: EcsCallError, seen, repeated: bool = False) -> ReinitError:
+def indeterminate(first: EcsCallError, seen, repeated: bool = False, refused: EcsCallError | None = None,
+                  since: str | None = None) -> ReinitError:
     """ReInitDisk may have run and it cannot be told: never repeated blindly."""
     if seen is None:
         why = "the disk could not be looked at"
     else:
         why = f"the disk is {seen[0]} and its instance {seen[1]}"
+        if seen[:2] == ("In_use", "Stopped"):
+            why += (f" but started since the first call (StartTime {seen[2]}, before {since})" if since and seen[2]
+                    else " but whether it was started since the first call is not known")
+        if refused is not None:
+            why += f"; a repeat was refused ({refused.code})"
     err = failed("Indeterminate", f"ReInitDisk got no clear answer{' twice' if repeated else ''} ({first.code}) and "
                  f"{why}, so it may or may not have run; it was not repeated.", status=502, retryable=False,
                  ecs_request_id=first.request_id, may_have_run=True)
@@ -215,7 +229,8 @@ def indeterminate(first: EcsCallError, seen, repeated: bool = False) -> ReinitEr
     return err
 
 
-def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, auto_start) -> str | None:
+def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, auto_start,
+                  since: str | None = None) -> str | None:
     """ReInitDisk, repeated only where ECS cannot have run it; an ambiguous failure is
     resolved by looking at the disk (section 11, "Ambiguous failures")."""
     def call():
@@ -229,43 +244,56 @@ def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, au
             raise ecs_failure(err, err.request_id) from None
         ctx.log.warning("ecs.reinit.ambiguous", disk=disk_id, code=err.code)
         ctx.ambiguous_reinits.add(disk_id)  # resolved by a look: whose call ran is not known
-        return resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, err)
+        return resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, err, since)
+
+
+def quiet(seen, since: str | None) -> bool:
+    """The disk In_use and its instance Stopped, and not started since the first call: its
+    StartTime is the one it had before. Stopped now is not enough: it may have been started
+    and stopped again meanwhile (by someone, or by this very invocation for another disk)."""
+    return seen is not None and seen[:2] == ("In_use", "Stopped") and since is not None and seen[2] == since
+
+
+def repeat_is_safe(again: EcsCallError) -> ReinitError:
+    """Whatever ran, nothing was written since: the same request may safely be made again."""
+    err = failed("ServiceUnavailable", f"ReInitDisk got no clear answer, and its repeat none either ({again.code}); "
+                 "the disk is In_use and its instance still Stopped, so the request may safely be repeated.",
+                 retryable=True, ecs_request_id=again.request_id, may_have_run=True)
+    err.in_doubt = True
+    return err
 
 
 def resolve_ambiguity(ctx: Context, call, disk_id: str, instance_id: str, auto_start, first: EcsCallError,
-                      seen=None) -> str | None:
+                      since: str | None) -> str | None:
     """After a ReInitDisk that may have run: the request id of the call that ran, or a
-    failure that says whether repeating it is safe."""
-    seen = seen or look(ctx, disk_id, instance_id)
+    failure that says whether repeating it is safe. `since`: the instance's StartTime
+    before the first call."""
+    seen = look(ctx, disk_id, instance_id)
     if seen is None:
         raise indeterminate(first, seen)
-    status, inst = seen
+    status, inst, _ = seen
     if status == "ReIniting":
         return first.request_id  # ECS carried out the first call
-    if status == "In_use" and inst == "Stopped":
+    if quiet(seen, since):
         # A stopped instance wrote nothing in between: repeating ends the same either way.
         try:
             return ctx.retrier().call(call, retryable_write)
         except EcsCallError as again:
             if again.code == "IncorrectDiskStatus":
                 return first.request_id  # the first call is under way
+            if again.kind in ("throttled", "unreachable"):
+                raise repeat_is_safe(again) from None  # the repeat did not run; the first may have
             if not again.ambiguous:
-                raise ecs_failure(again, again.request_id) from None
+                raise indeterminate(first, seen, refused=again) from None
             seen = look(ctx, disk_id, instance_id)
             if seen is not None and seen[0] == "ReIniting":
                 return again.request_id
-            if seen == ("In_use", "Stopped"):
-                # Still In_use, still Stopped: whatever ran, nothing was written since, so
-                # the same request may safely be made again (the 503-every-try case).
-                err = failed("ServiceUnavailable", f"ReInitDisk got no clear answer twice (last: {again.code}); the "
-                             "disk is In_use and its instance still Stopped, so the request may safely be repeated.",
-                             retryable=True, ecs_request_id=again.request_id, may_have_run=True)
-                err.in_doubt = True
-                raise err from None
+            if quiet(seen, since):
+                raise repeat_is_safe(again) from None  # the 503-every-try case
             raise indeterminate(again, seen, repeated=True) from None
     if status == "In_use" and auto_start and inst in ("Starting", "Running"):
         return first.request_id  # it ran, finished, and ECS started the instance
-    raise indeterminate(first, seen)
+    raise indeterminate(first, seen, since=since)
 
 
 def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group: InstanceGroup) -> Result:
@@ -278,7 +306,7 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
         return Result.from_error(err, disk_id, instance_id)
     previous = record.get("Result") or {}
     auto_start = record.get("AutoStart")
-    group.stopped_by_us = bool(record.get("StoppedByUs"))
+    group.stopped_by_us = group.stopped_by_us or bool(record.get("StoppedByUs"))
     group.auto_start = auto_start
 
     def call():
@@ -288,7 +316,7 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
     first = EcsCallError("ReInitDisk", "network", previous.get("Code") or "Indeterminate", "in doubt",
                          request_id=previous.get("EcsRequestId"))
     try:
-        request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first)
+        request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first, record.get("StartTime"))
         group.start_handed_to_ecs = bool(auto_start)
         how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
     except ReinitError as err:

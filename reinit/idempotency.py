@@ -249,7 +249,8 @@ def _finish(ctx, result, disk_id: str, group):
             result.retryable = True
             once.store.complete(once.event_key, disk_id, stored, in_doubt=True,
                                 StoppedByUs=bool(group and group.stopped_by_us),
-                                AutoStart=group.auto_start if group else None)
+                                AutoStart=group.auto_start if group else None,
+                                StartTime=group.since if group else None)
         elif result.retryable and not result.may_have_run:
             once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
         else:

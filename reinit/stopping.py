@@ -28,6 +28,9 @@ class InstanceGroup:
     settled: bool = False
     auto_start: bool | None = None  # what the last ReInitDisk was sent with
     doubt: str | None = None  # a disk of this instance whose ReInitDisk is in doubt
+    # The instance's StartTime before the first ReInitDisk: unchanged later, it has not
+    # been started since (ECS gives it to the minute), so nothing was written meanwhile.
+    since: str | None = None
 
 
 def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:

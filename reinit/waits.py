@@ -30,12 +30,15 @@ def disk_status(ctx: Context, disk_id: str) -> str | None:
     return disks[0].get("Status") if disks else None
 
 
-def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | None, str | None] | None:
-    """(disk status, instance status), or None where ECS could not be read."""
+def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | None, str | None, str | None] | None:
+    """(disk status, instance status, instance StartTime), or None where ECS could not be read."""
     try:
-        return disk_status(ctx, disk_id), instance_status(ctx, instance_id) if instance_id else None
+        status = disk_status(ctx, disk_id)
+        found = ctx.read(lambda: ctx.ecs.describe_instances([instance_id])) if instance_id else []
     except ReinitError:
         return None
+    instance = found[0] if found else {}
+    return status, instance.get("Status"), instance.get("StartTime")
 
 
 def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> str:

@@ -160,6 +160,8 @@ class CloudWatch:
 
     def became(self, res, status: str, at: float) -> None:
         res.status = status
+        if status == "Starting" and isinstance(res, Instance):
+            res.started_at = at  # as the backend does (DescribeInstances' StartTime)
         if isinstance(res, Instance):
             self._note(res.instance_id, status, at)
 

@@ -311,6 +311,42 @@ def test_in_doubt_and_the_instance_started_meanwhile_is_never_repeated(invoke, c
     assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 1
 
 
+def test_in_doubt_and_the_instance_started_and_stopped_again_meanwhile_is_never_repeated(invoke, cloud, redis_store,
+                                                                                         clock):
+    """Stopped at the redelivery's look is not enough: someone started the instance, it
+    wrote, and it was stopped again. Its StartTime (to the minute) is not the one it had
+    before the first call, so the reinit is not repeated (found in review)."""
+    event = load_event("timer")
+    cloud.faults.inject("ReInitDisk", when="drop_after")
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
+    with pytest.raises(InvocationFailed):
+        invoke(event)
+    cloud.faults.clear()
+    clock.advance(120)
+    cloud.ecs.start_instance(instance_id(1))  # someone starts it; it writes; it is stopped again
+    clock.advance(120)
+    cloud.ecs.stop_instance(instance_id(1))
+    clock.advance(120)
+    with pytest.raises(InvocationFailed) as info:
+        invoke(event)
+    answer = json.loads(str(info.value))
+    assert answer["Code"] == "Indeterminate" and "started since the first call" in answer["Message"]
+    assert len(cloud.calls("ReInitDisk")) == 1 and invoke.reinit_count(D1) == 1
+
+
+def test_in_doubt_and_still_stopped_since_is_repeated(invoke, cloud, redis_store, clock):
+    """The same, with the instance never started since: the redelivery repeats the call."""
+    event = load_event("timer")
+    cloud.faults.inject("ReInitDisk", when="drop_after")
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
+    with pytest.raises(InvocationFailed):
+        invoke(event)
+    cloud.faults.clear()
+    clock.advance(600)
+    assert invoke(event)["Outcome"] == "Succeeded"
+    assert len(cloud.calls("ReInitDisk")) == 2  # whatever ran, nothing was written since
+
+
 def test_in_progress_records_expire_with_the_holders_timeout(invoke, cloud, redis_store):
     import redis
 

@@ -133,6 +133,24 @@ def test_a_disk_in_doubt_keeps_its_instance_stopped_through_the_rest_of_the_batc
     assert "StartInstance" not in invoke.writes()
 
 
+@pytest.mark.parametrize("seed", [two_disk_instance()])
+def test_a_repeat_that_is_throttled_leaves_the_first_call_in_doubt(invoke, cloud, seed):
+    """The data disk's ReInitDisk ran but its answer was lost; the look shows it In_use and
+    the instance Stopped; the repeat is throttled every time. The first call may have run:
+    the result is in doubt (not a plain retryable failure), so the system disk does not
+    start the instance either (found in review)."""
+    cloud.ecs.timings.update(reinit=0.0)
+    cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="drop_after", times=1)
+    cloud.faults.inject("ReInitDisk", code="Throttling", status=400, times=6)  # every attempt of the repeat
+    summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True}))
+    by_disk = {r["DiskId"]: r for r in summary["Results"]}
+    data, system = by_disk[disk_id(9)], by_disk[D1]
+    assert (data["Code"], data["Retryable"]) == ("ServiceUnavailable", True)
+    assert "may safely be repeated" in data["Message"]
+    assert system["InstanceLeftStopped"] == instance_id(1)
+    assert cloud.ecs.disks[D1].last_reinit["AutoStartInstance"] is False
+
+
 # -- 7. every failure is a result --------------------------------------------------------------
 def test_deep_nesting_is_answered_and_published_not_an_internal_error(invoke, cloud):
     answer = invoke(b'{"DiskId": ' + b"[" * 20000 + b"]" * 20000 + b"}")

@@ -46,6 +46,9 @@ class Instance:
     instance_type: str = "ecs.g7.large"
     name: str = ""
     started_once: bool = True
+    # When it last began to start (clock seconds): DescribeInstances' StartTime. Seeded
+    # instances were last started a day before clock 0.
+    started_at: float | None = -86400.0
     locked_for_security: bool = False
     expired: bool = False
     hibernation: bool = False
@@ -187,6 +190,7 @@ class EcsBackend:
             instance_type=raw.get("InstanceType", "ecs.g7.large"),
             name=raw.get("InstanceName", raw["InstanceId"]),
             started_once=raw.get("StartedOnce", True),
+            started_at=-86400.0 if raw.get("StartedOnce", True) else None,
             locked_for_security=raw.get("LockedForSecurity", False),
             expired=raw.get("Expired", False),
             hibernation=raw.get("HibernationConfigured", False),
@@ -256,7 +260,9 @@ class EcsBackend:
         now = self.clock.now()
         for res in (*self.instances.values(), *self.disks.values()):
             while res.pending and res.pending[0][0] <= now:
-                res.status = res.pending.pop(0)[1]
+                at, res.status = res.pending.pop(0)
+                if res.status == "Starting" and isinstance(res, Instance):
+                    res.started_at = at
 
     def _schedule(self, res, *steps: tuple[float, str]) -> None:
         """steps: (seconds from now, status), in order."""
@@ -367,6 +373,7 @@ class EcsBackend:
                 raise exc.IncorrectInstanceStatus()
             inst.status = "Starting"
             inst.started_once = True
+            inst.started_at = self.clock.now()
             self._schedule(inst, (self.timings["start"], "Running"))
             self.calls["StartInstance"] += 1
 

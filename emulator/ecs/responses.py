@@ -211,6 +211,10 @@ def instance_to_wire(inst: Instance, region: str) -> dict:
         "StoppedMode": inst.stopped_mode if inst.status == "Stopped" else "Not-applicable",
         "KeyPairName": inst.key_pair_name,
         "CreationTime": CREATED,
+        # Minutes only, as the SDK model documents it ("2017-12-10T04:04Z"); absent for an
+        # instance never started.
+        **({"StartTime": (EPOCH + timedelta(seconds=inst.started_at)).strftime("%Y-%m-%dT%H:%MZ")}
+           if inst.started_at is not None else {}),
         "ExpiredTime": "2099-12-31T15:59Z",
         "OperationLocks": {"LockReason": locks},
         "HibernationOptions": {"Configured": inst.hibernation},
