@@ -125,11 +125,26 @@ def split_failed(ctx, batch: str, number: int, parts: list[list[str]], code: str
                   f"(there is no idempotency store): {len(left)} disks: {shown}.", retryable=False)
 
 
-def splitter(ctx, req: Request, event_key: str, credentials: Credentials, function_name: str, limit: int):
-    """The `split` that fleet.run_batch calls: None for a selection one invocation can
-    finish; otherwise it hands the chunks off and returns the figures for the summary."""
+def pack(groups: list[list[str]], limit: int) -> list[list[str]]:
+    """Chunks of at most `limit` disks (one instance's disks more, if it has more) that never
+    split an instance's disks: one invocation runs them in order, so the rules of an
+    instance hold across them (one stop, the system disk last, one start, and a disk in
+    doubt keeping the instance stopped). Two chunks never stop or start the same instance."""
+    parts: list[list[str]] = []
+    for group in groups:
+        if not parts or (parts[-1] and len(parts[-1]) + len(group) > limit):
+            parts.append([])
+        parts[-1].extend(group)
+    return parts
 
-    def split(ids: list[str]) -> dict | None:
+
+def splitter(ctx, req: Request, event_key: str, credentials: Credentials, function_name: str, limit: int):
+    """The `split` that fleet.run_batch calls with the selection's disk IDs grouped by
+    instance: None for a selection one invocation can finish; otherwise it hands the
+    chunks off and returns the figures for the summary."""
+
+    def split(groups: list[list[str]]) -> dict | None:
+        ids = [d for group in groups for d in group]
         if len(ids) <= limit:
             return None
         if req.password is not None:
@@ -137,7 +152,7 @@ def splitter(ctx, req: Request, event_key: str, credentials: Credentials, functi
                            "and the chunks would carry the Password in their invocation payloads; send a smaller "
                            "batch, or use KeyPairName. Nothing was done.")
         batch = batch_id(event_key)
-        parts = [ids[i:i + limit] for i in range(0, len(ids), limit)]
+        parts = pack(groups, limit)
         dispatcher = Dispatcher(ctx.config.fc_endpoint, ctx.config.region, credentials, function_name)
         dispatched = []
         for number, part in enumerate(parts):

@@ -74,15 +74,17 @@ class Batch:
         """Returns the per-disk results, a whole-batch refusal (or None), and figures for
         the summary (throttles seen; for a split batch, its chunks).
 
-        `split(ids)`, where given, hands a selection too large for one invocation to
-        asynchronous invocations and returns their figures (None: small enough, run it here).
+        `split(groups)`, where given, hands a selection too large for one invocation (its
+        disk IDs grouped by instance) to asynchronous invocations and returns their figures
+        (None: small enough, run it here).
         """
         try:
             disks, missing = select(self.ctx, self.req)
             self.total = len(disks) + len(missing)
             self.refuse_if_too_many()
             if split is not None and self.req.batch_id is None:
-                handed_off = split([d["DiskId"] for d in disks] + missing)
+                handed_off = split([[d["DiskId"] for d in group] for group in by_instance(disks)] +
+                                   [[d] for d in missing])
                 if handed_off is not None:
                     return [], None, handed_off
             instances = instances_of(self.ctx, disks)

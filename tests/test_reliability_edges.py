@@ -294,6 +294,25 @@ def test_a_retried_parent_starts_no_chunk_twice_even_without_a_store(invoke, clo
     assert all(invoke.reinit_count(disk_id(n)) == 1 for n in range(1, 5))
 
 
+def three_instances_one_with_a_data_disk() -> dict:
+    seed = base_seed(3)
+    seed["disks"].append({"DiskId": disk_id(9), "InstanceId": instance_id(1), "Type": "data",
+                          "Tags": {"reinit-allowed": "true", "fleet": "lab"}})
+    return seed
+
+
+@pytest.mark.parametrize("seed", [three_instances_one_with_a_data_disk()])
+def test_a_chunk_never_splits_an_instances_disks(invoke, cloud, split, seed):
+    """Cut from the flat list, [d2, d1] and [d3, d9] would give instance 1's two disks to two
+    invocations running side by side: two stops and starts of one instance, and a disk in
+    doubt in one chunk that the other chunk's AutoStartInstance would not respect."""
+    invoke(timer({"DiskIds": [disk_id(2), D1, disk_id(3), disk_id(9)]}))
+    assert cloud.fc.run_pending() == 3
+    chunks = [sorted(i["Payload"]["DiskIds"]) for i in cloud.fc.invocations]
+    assert sorted([D1, disk_id(9)]) in chunks and all(len(c) <= 2 for c in chunks)
+    assert all(invoke.reinit_count(d) == 1 for d in (D1, disk_id(2), disk_id(3), disk_id(9)))
+
+
 def test_chunks_carry_a_task_id_from_batch_and_chunk(invoke, cloud, split):
     invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 5)]}))
     ids = sorted(cloud.fc.task_ids["reinit"])
