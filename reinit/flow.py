@@ -18,7 +18,7 @@ from reinit.result import Context, Result, ecs_failure
 from reinit.retry import retryable_write
 from reinit.snapshot import SnapshotPending, evidence_snapshot, mark_consumed
 from reinit.stopping import InstanceGroup, request_stop, settle_instance, wait_stopped
-from reinit.waits import look, wait_for_completion
+from reinit.waits import Waited, look, wait_for_completion
 
 
 # -- preflight --------------------------------------------------------------------------
@@ -126,7 +126,10 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             mark_consumed(ctx, snapshot_id)  # a later request with the same key keeps fresh evidence
         group.start_handed_to_ecs = group.start_handed_to_ecs or bool(auto_start)
         group.left_stopped = group.left_stopped or (last and auto_start is False)
-        how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
+        waited = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait \
+            else Waited()
+        if waited.unstarted:  # not started after all: the function starts what it stopped (settle_instance)
+            group.start_handed_to_ecs = False
     except SnapshotPending as pending:  # nothing was written; the same snapshot is picked up later
         err = pending.as_error()
         result = Result.from_error(err, disk_id, instance_id)
@@ -154,19 +157,23 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             result.message += kept_stopped(instance_id, group)
             result.extra["InstanceLeftStopped"] = instance_id
         return result
-    result_extra = {"InstanceLeftStopped": instance_id} if held else {}
-    done = f"ReInitDisk finished for disk {disk_id}{how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
+    done = f"ReInitDisk finished for disk {disk_id}{waited.how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
-    started = " The instance is being started again." if auto_start else ""
+    started, extra = "", {}
     if held:
-        started = kept_stopped(instance_id, group)
-    if auto_start and disk_id in ctx.ambiguous_reinits:
+        started, extra = kept_stopped(instance_id, group), {"InstanceLeftStopped": instance_id}
+    elif auto_start and waited.unstarted:
+        # `how` says so; settle_instance starts it where the function stopped it.
+        extra = {} if group.stopped_by_us else {"InstanceLeftStopped": instance_id}
+    elif auto_start and disk_id in ctx.ambiguous_reinits:
         # The answer was lost and the disk was seen under way: if another caller's ReInitDisk
         # (without AutoStartInstance) is the one that ran, nothing will start the instance.
         started = (f" ECS is to start instance {instance_id} again; the answer was lost, so if another call "
                    "made this reinit, check that it is running.")
+    elif auto_start:
+        started = " The instance is being started again."
     return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
-                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id, extra=result_extra)
+                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id, extra=extra)
 
 
 def start_after(req: Request, group: InstanceGroup, last: bool) -> tuple[bool | None, bool]:
@@ -318,7 +325,9 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
     try:
         request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first, record.get("StartTime"))
         group.start_handed_to_ecs = bool(auto_start)
-        how = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait else ""
+        waited = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait \
+            else Waited()
+        group.start_handed_to_ecs = group.start_handed_to_ecs and not waited.unstarted
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = True
@@ -326,5 +335,7 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
         if result.in_doubt:
             group.doubt = group.doubt or disk_id
         return result
+    extra = {"InstanceLeftStopped": instance_id} if waited.unstarted and not group.stopped_by_us else {}
     return Result(SUCCEEDED, None, f"The earlier ReInitDisk for disk {disk_id} was in doubt; looked again: it ran"
-                  f"{how}.", disk_id=disk_id, instance_id=instance_id, ecs_request_id=request_id, may_have_run=True)
+                  f"{waited.how}.", disk_id=disk_id, instance_id=instance_id, ecs_request_id=request_id,
+                  may_have_run=True, extra=extra)

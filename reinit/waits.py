@@ -6,6 +6,7 @@ not seen is inferred only from signs ECS gives, and the Message says so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from reinit.errors import ReinitError, failed
 from reinit.result import Context
@@ -41,12 +42,19 @@ def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | Non
     return status, instance.get("Status"), instance.get("StartTime")
 
 
-def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> str:
+class Waited(NamedTuple):
+    how: str = ""  # how the end was known, for the Message ("" when it was seen)
+    unstarted: bool = False  # ECS was to start the instance and, the settle time after the reinit, had not
+
+
+def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None, request_id) -> Waited:
     """Wait until the reinit has finished: the disk back In_use after it was seen
     ReIniting, or, where ReIniting was never seen (the reinit was faster than the looks,
     or showed a moment late), the end inferred from the other signs ECS gives (section 11,
-    "Waiting"). Then the instance Running when ECS is starting it. Returns how the end was
-    known, for the Message ("" when it was seen)."""
+    "Waiting"). Then the instance Running when ECS is starting it; still Stopped the
+    settle time after the reinit, ECS is not starting it (the reinit that ran may have been
+    another caller's, without AutoStartInstance), which is said rather than waited for to
+    the deadline."""
     accepted_at = ctx.clock()
     state = {"seen": False, "looks": 0, "how": ""}
 
@@ -72,10 +80,26 @@ def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None
         return False
 
     poll(ctx, f"disk {disk_id} to finish reinitializing", disk_done, request_id)
-    if started_instance:
-        poll(ctx, f"instance {started_instance} to start",
-             lambda: instance_status(ctx, started_instance) == "Running", request_id)
-    return state["how"]
+    if not started_instance:
+        return Waited(state["how"])
+    done_at, start = ctx.clock(), {"looks": 0, "unstarted": False}
+
+    def instance_started() -> bool:
+        status = instance_status(ctx, started_instance)
+        start["looks"] += 1
+        if status == "Running":
+            return True
+        if status == "Stopped" and ctx.clock() - done_at >= SETTLE_SECONDS and start["looks"] >= SETTLE_LOOKS:
+            start["unstarted"] = True
+            return True
+        return False
+
+    poll(ctx, f"instance {started_instance} to start", instance_started, request_id)
+    if start["unstarted"]:
+        state["how"] += (f"; ECS has not started instance {started_instance}, which AutoStartInstance asks, "
+                         f"{SETTLE_SECONDS:.0f} s after the reinit: the reinit that ran may have been another "
+                         "caller's")
+    return Waited(state["how"], start["unstarted"])
 
 
 def poll(ctx: Context, what: str, done: Callable[[], bool], ecs_request_id=None) -> None:

@@ -57,6 +57,27 @@ def test_an_instance_that_ecs_starts_tells_the_reinit_is_over(invoke, cloud, clo
     assert clock.now() - start < 30
 
 
+@pytest.mark.parametrize("stop", [False, True])
+def test_an_instance_ecs_does_not_start_is_said_not_waited_for_to_the_deadline(invoke, cloud, clock, stop):
+    """AutoStartInstance was sent, the disk was seen ReIniting and back In_use, but ECS does
+    not start the instance (the reinit that ran was another caller's, without it: found by
+    the soak). Said after the settle time, not a WaitTimeout at the deadline; an instance
+    the function stopped is started by the function, one it did not stop is named."""
+    original = cloud.ecs.reinit_disk
+    cloud.ecs.reinit_disk = lambda *a, **kw: original(*a, **{**kw, "auto_start": False})
+    if stop:
+        cloud.ecs.instances[instance_id(1)].status = "Running"
+    start = clock.now()
+    answer = invoke({"DiskId": D1, "StopInstance": stop, "AutoStartInstance": True, "WaitForCompletion": True},
+                    timeout=600)
+    assert answer["Outcome"] == "Succeeded" and "has not started instance" in answer["Message"]
+    assert clock.now() - start < 60
+    if stop:
+        assert answer["InstanceRestarted"] == instance_id(1) and invoke.writes()[-1] == "StartInstance"
+    else:
+        assert answer["InstanceLeftStopped"] == instance_id(1) and "StartInstance" not in invoke.writes()
+
+
 def test_fast_reinits_in_a_batch_are_not_reported_as_timeouts(invoke, cloud):
     cloud.ecs.timings["reinit"] = 0.01
     summary = invoke(timer({"DiskIds": [disk_id(n) for n in range(1, 5)], "WaitForCompletion": True}), timeout=600)
