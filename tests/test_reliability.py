@@ -296,13 +296,20 @@ def test_an_ambiguous_failure_is_in_doubt_and_a_redelivery_looks_before_repeatin
     assert invoke(event)["Duplicate"] is True  # and from now on it is done
 
 
-def test_in_doubt_and_the_instance_started_meanwhile_is_never_repeated(invoke, cloud, redis_store, clock):
+def left_in_doubt(invoke, cloud) -> dict:
+    """A timer event whose ReInitDisk ran, its answer lost and the look failing: in doubt in
+    the store. Returns the event, for its redelivery."""
     event = load_event("timer")
     cloud.faults.inject("ReInitDisk", when="drop_after")
     cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
     with pytest.raises(InvocationFailed):
         invoke(event)
     cloud.faults.clear()
+    return event
+
+
+def test_in_doubt_and_the_instance_started_meanwhile_is_never_repeated(invoke, cloud, redis_store, clock):
+    event = left_in_doubt(invoke, cloud)
     clock.advance(60)  # the reinit finished; someone starts the instance, which writes
     cloud.ecs.instances[instance_id(1)].status = "Running"
     with pytest.raises(InvocationFailed) as info:
@@ -316,12 +323,7 @@ def test_in_doubt_and_the_instance_started_and_stopped_again_meanwhile_is_never_
     """Stopped at the redelivery's look is not enough: someone started the instance, it
     wrote, and it was stopped again. Its StartTime (to the minute) is not the one it had
     before the first call, so the reinit is not repeated (found in review)."""
-    event = load_event("timer")
-    cloud.faults.inject("ReInitDisk", when="drop_after")
-    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
-    with pytest.raises(InvocationFailed):
-        invoke(event)
-    cloud.faults.clear()
+    event = left_in_doubt(invoke, cloud)
     clock.advance(120)
     cloud.ecs.start_instance(instance_id(1))  # someone starts it; it writes; it is stopped again
     clock.advance(120)
@@ -336,12 +338,7 @@ def test_in_doubt_and_the_instance_started_and_stopped_again_meanwhile_is_never_
 
 def test_in_doubt_and_still_stopped_since_is_repeated(invoke, cloud, redis_store, clock):
     """The same, with the instance never started since: the redelivery repeats the call."""
-    event = load_event("timer")
-    cloud.faults.inject("ReInitDisk", when="drop_after")
-    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
-    with pytest.raises(InvocationFailed):
-        invoke(event)
-    cloud.faults.clear()
+    event = left_in_doubt(invoke, cloud)
     clock.advance(600)
     assert invoke(event)["Outcome"] == "Succeeded"
     assert len(cloud.calls("ReInitDisk")) == 2  # whatever ran, nothing was written since
