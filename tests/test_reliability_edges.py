@@ -172,6 +172,33 @@ def test_a_repeat_that_is_throttled_leaves_the_first_call_in_doubt(invoke, cloud
     assert cloud.ecs.disks[D1].last_reinit["AutoStartInstance"] is False
 
 
+@pytest.mark.parametrize("seed", [two_disk_instance()])
+def test_a_redelivery_that_stopped_the_instance_names_it_when_a_disk_stays_in_doubt(invoke, cloud, seed,
+                                                                                      redis_store, clock):
+    """The first delivery found the instance stopped by its owner, so the in-doubt record of
+    the system disk says the function did not stop it. The redelivery does stop it (for the
+    data disk); the system disk stays in doubt, so the instance is left stopped, and it must
+    be named: the stored "not stopped by us" must not overwrite what this invocation did
+    (found in review)."""
+    inst = cloud.ecs.instances[instance_id(1)]
+    inst.status = "Stopped"
+    cloud.faults.inject("ReInitDisk", code="Throttling", status=400, times=6)  # the data disk: not run, released
+    cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="drop_after")  # the system disk ran
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)  # the look fails
+    event = timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True})
+    first = {r["DiskId"]: r["Code"] for r in invoke(event)["Results"]}
+    assert first == {disk_id(9): "ServiceUnavailable", D1: "Indeterminate"}
+    cloud.faults.clear()
+    clock.advance(120)
+    cloud.ecs.start_instance(instance_id(1))  # the owner starts it again
+    clock.advance(120)
+    summary = invoke(event)  # the same event delivered again
+    by_disk = {r["DiskId"]: r for r in summary["Results"]}
+    assert by_disk[disk_id(9)]["Outcome"] == "Succeeded"
+    assert by_disk[D1]["Code"] == "Indeterminate" and by_disk[D1]["InstanceLeftStopped"] == instance_id(1)
+    assert inst.status == "Stopped" and invoke.reinit_count(D1) == 1
+
+
 # -- 7. every failure is a result --------------------------------------------------------------
 def test_deep_nesting_is_answered_and_published_not_an_internal_error(invoke, cloud):
     answer = invoke(b'{"DiskId": ' + b"[" * 20000 + b"]" * 20000 + b"}")
