@@ -275,7 +275,7 @@ class Invocation:
     def idempotency_key(self, request: Request) -> str | None:
         """ClientToken, else an HTTP Idempotency-Key, else the trigger's own id; for invoke,
         the Function Compute request id, which FC keeps across its retries of an async
-        invocation. A chunk of a split batch is keyed by (BatchId, Chunk)."""
+        invocation. A chunk of a split batch is keyed by its BatchId."""
         inv = self.inv
         if request.batch_id is not None:
             # Keyed by the batch, not the chunk: a disk is carried out once per batch even if

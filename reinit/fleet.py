@@ -82,9 +82,9 @@ class Batch:
             disks, missing = select(self.ctx, self.req)
             self.total = len(disks) + len(missing)
             self.refuse_if_too_many()
+            groups = by_instance(disks)
             if split is not None and self.req.batch_id is None:
-                handed_off = split([[d["DiskId"] for d in group] for group in by_instance(disks)] +
-                                   [[d] for d in missing])
+                handed_off = split([[d["DiskId"] for d in group] for group in groups] + [[d] for d in missing])
                 if handed_off is not None:
                     return [], None, handed_off
             instances = instances_of(self.ctx, disks)
@@ -94,7 +94,6 @@ class Batch:
         for disk_id in missing:
             self.record(Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {disk_id} does not exist in "
                                f"{self.ctx.ecs.region}.", disk_id=disk_id, status=404))
-        groups = by_instance(disks)
         with ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(groups)))) as pool:
             list(pool.map(lambda group: self.run_group(group, instances), groups))
         return self.ordered(disks), None, self.figures()

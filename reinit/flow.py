@@ -151,8 +151,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
             result.message += f" ReInitDisk itself was accepted (request {request_id}); do not send it again."
         result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
         if result.in_doubt:
-            group.left_stopped = True  # a restart could let it write before a repeat: see resolve_in_doubt
-            group.doubt = group.doubt or disk_id
+            group.in_doubt(disk_id)
         if held and accepted:
             result.message += kept_stopped(instance_id, group)
             result.extra["InstanceLeftStopped"] = instance_id
@@ -203,7 +202,7 @@ def note_writing(ctx: Context, group: InstanceGroup) -> None:
     if ctx.before_write is None:
         return
     try:
-        ctx.before_write(StoppedByUs=group.stopped_by_us, AutoStart=group.auto_start, StartTime=group.since)
+        ctx.before_write(**group.facts())
     except StoreUnavailable as err:
         ctx.log.error("idempotency.unavailable", error=str(err))
         raise failed("ServiceUnavailable", "The idempotency store could not record that ReInitDisk was about to run; "
@@ -312,9 +311,8 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
     except ReinitError as err:
         return Result.from_error(err, disk_id, instance_id)
     previous = record.get("Result") or {}
-    auto_start = record.get("AutoStart")
-    group.stopped_by_us = group.stopped_by_us or bool(record.get("StoppedByUs"))
-    group.auto_start = auto_start
+    group.recall(record)
+    auto_start = group.auto_start
 
     def call():
         return ctx.ecs.reinit_disk(disk_id, req.password, req.key_pair_name, auto_start,
@@ -323,7 +321,7 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
     first = EcsCallError("ReInitDisk", "network", previous.get("Code") or "Indeterminate", "in doubt",
                          request_id=previous.get("EcsRequestId"))
     try:
-        request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first, record.get("StartTime"))
+        request_id = resolve_ambiguity(ctx, call, disk_id, instance_id, auto_start, first, group.since)
         group.start_handed_to_ecs = bool(auto_start)
         waited = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait \
             else Waited()
@@ -331,9 +329,8 @@ def resolve_in_doubt(ctx: Context, req: Request, disk: dict, record: dict, group
     except ReinitError as err:
         result = Result.from_error(err, disk_id, instance_id)
         result.may_have_run = True
-        group.left_stopped = group.left_stopped or result.in_doubt
         if result.in_doubt:
-            group.doubt = group.doubt or disk_id
+            group.in_doubt(disk_id)
         return result
     extra = {"InstanceLeftStopped": instance_id} if waited.unstarted and not group.stopped_by_us else {}
     return Result(SUCCEEDED, None, f"The earlier ReInitDisk for disk {disk_id} was in doubt; looked again: it ran"

@@ -31,6 +31,9 @@ from reinit.result import Result
 
 IN_PROGRESS, DONE, IN_DOUBT = "InProgress", "Done", "InDoubt"
 CLAIMED, WRITING = "Claimed", "Writing"  # the phases of an InProgress record
+# What a record keeps of the instance (stopping.InstanceGroup.facts): how the first holder
+# stopped it, what AutoStartInstance it sent, the instance's StartTime before the call.
+FACTS = ("StoppedByUs", "AutoStart", "StartTime")
 STATES = (IN_PROGRESS, DONE, IN_DOUBT)
 
 # GET the record; if there is none, SET ours with the holder's expiry. Returns the old one.
@@ -103,10 +106,10 @@ class IdempotencyStore:
         record["_raw"] = raw
         return record
 
-    def _mine(self, owner: str, hold_seconds: float, **facts) -> str:
+    def _mine(self, owner: str, hold_seconds: float, phase: str = CLAIMED, **facts) -> str:
         # Held for the invocation's own time, never less: no second holder can start while
         # the first may still be calling ECS.
-        return json.dumps({"State": IN_PROGRESS, "Owner": owner, "Phase": CLAIMED,
+        return json.dumps({"State": IN_PROGRESS, "Owner": owner, "Phase": phase,
                            "HeldUntil": round(self.wall() + max(1.0, hold_seconds), 3), **facts})
 
     def _swap(self, key: str, seen_raw, new: str) -> bool:
@@ -144,13 +147,12 @@ class IdempotencyStore:
 
     def take_over(self, event_key: str, disk_id: str, seen: dict, hold_seconds: float, owner: str = "") -> bool:
         """Hold an in-doubt record, if it is still the one `seen`: exactly one redelivery
-        wins, the others see it InProgress. What the first holder wrote down (how it
-        stopped the instance, AutoStart) stays in the record."""
-        facts = {k: seen[k] for k in ("StoppedByUs", "AutoStart") if k in seen}
+        wins, the others see it InProgress. What the first holder wrote down (FACTS) stays
+        in the record."""
+        facts = {k: seen[k] for k in FACTS if k in seen}
         key = self.key(event_key, disk_id)
         # Phase Writing from the start: if this holder dies too, the pair stays in doubt.
-        mine = self._mine(owner, hold_seconds, Previous=seen.get("Result"), **facts).replace(
-            f'"Phase": "{CLAIMED}"', f'"Phase": "{WRITING}"')
+        mine = self._mine(owner, hold_seconds, WRITING, Previous=seen.get("Result"), **facts)
         if self._swap(key, seen["_raw"], mine):
             with self._lock:
                 self._held[key] = mine
@@ -247,10 +249,7 @@ def _finish(ctx, result, disk_id: str, group):
             # A redelivery will look again before repeating anything: that is what makes
             # this outcome retryable (without a store it is not).
             result.retryable = True
-            once.store.complete(once.event_key, disk_id, stored, in_doubt=True,
-                                StoppedByUs=bool(group and group.stopped_by_us),
-                                AutoStart=group.auto_start if group else None,
-                                StartTime=group.since if group else None)
+            once.store.complete(once.event_key, disk_id, stored, in_doubt=True, **(group.facts() if group else {}))
         elif result.retryable and not result.may_have_run:
             once.store.release(once.event_key, disk_id)  # nothing was carried out: a retry may do it
         else:

@@ -32,6 +32,25 @@ class InstanceGroup:
     # been started since (ECS gives it to the minute), so nothing was written meanwhile.
     since: str | None = None
 
+    def facts(self) -> dict:
+        """What the claim's record keeps of the instance (idempotency.FACTS), so that a
+        redelivery of a record in doubt knows what this invocation did."""
+        return {"StoppedByUs": self.stopped_by_us, "AutoStart": self.auto_start, "StartTime": self.since}
+
+    def recall(self, record: dict) -> None:
+        """The facts an earlier invocation kept in the record, added to this one's own. Its
+        StartTime is the baseline from before that first call, older than any this
+        invocation saw: the rest of the group compared with it can only refuse more repeats."""
+        self.stopped_by_us = self.stopped_by_us or bool(record.get("StoppedByUs"))
+        self.auto_start = record.get("AutoStart")
+        self.since = record.get("StartTime")
+
+    def in_doubt(self, disk_id: str) -> None:
+        """A disk's ReInitDisk is in doubt: the instance stays stopped (a restart could let
+        it write before a repeat), also through the rest of its disks."""
+        self.left_stopped = True
+        self.doubt = self.doubt or disk_id
+
 
 def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None, last: Result) -> Result:
     """After the last disk of an instance: an instance the function stopped is started

@@ -21,9 +21,14 @@ SETTLE_SECONDS = 30.0
 SETTLE_LOOKS = 3
 
 
-def instance_status(ctx: Context, instance_id: str) -> str | None:
+def instance_of(ctx: Context, instance_id: str) -> dict:
+    """The instance as DescribeInstances shows it ({} where it is gone)."""
     found = ctx.read(lambda: ctx.ecs.describe_instances([instance_id]))
-    return found[0].get("Status") if found else None
+    return found[0] if found else {}
+
+
+def instance_status(ctx: Context, instance_id: str) -> str | None:
+    return instance_of(ctx, instance_id).get("Status")
 
 
 def disk_status(ctx: Context, disk_id: str) -> str | None:
@@ -35,10 +40,9 @@ def look(ctx: Context, disk_id: str, instance_id: str | None) -> tuple[str | Non
     """(disk status, instance status, instance StartTime), or None where ECS could not be read."""
     try:
         status = disk_status(ctx, disk_id)
-        found = ctx.read(lambda: ctx.ecs.describe_instances([instance_id])) if instance_id else []
+        instance = instance_of(ctx, instance_id) if instance_id else {}
     except ReinitError:
         return None
-    instance = found[0] if found else {}
     return status, instance.get("Status"), instance.get("StartTime")
 
 

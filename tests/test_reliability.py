@@ -344,6 +344,21 @@ def test_in_doubt_and_still_stopped_since_is_repeated(invoke, cloud, redis_store
     assert len(cloud.calls("ReInitDisk")) == 2  # whatever ran, nothing was written since
 
 
+def test_a_second_doubt_keeps_what_the_first_call_saw(invoke, cloud, redis_store, clock):
+    """In doubt twice (the redelivery's look fails too): the record still holds the StartTime
+    from before the first call, so a third delivery, the instance stopped throughout, can
+    repeat safely rather than be Indeterminate for want of it."""
+    event = left_in_doubt(invoke, cloud)
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)  # the look
+    with pytest.raises(InvocationFailed) as info:
+        invoke(event)
+    assert json.loads(str(info.value))["Code"] == "Indeterminate"
+    cloud.faults.clear()
+    clock.advance(600)
+    assert invoke(event)["Outcome"] == "Succeeded"
+    assert len(cloud.calls("ReInitDisk")) == 2
+
+
 def test_in_progress_records_expire_with_the_holders_timeout(invoke, cloud, redis_store):
     import redis
 
