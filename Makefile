@@ -95,7 +95,7 @@ SOAK_EXAMPLES ?= 3500
 soak: $(STAMP) redis
 	REINIT_MODEL_EXAMPLES=$(SOAK_EXAMPLES) REINIT_MODEL_STEPS=50 REINIT_MODEL_MIN_STEPS=100000 \
 	  $(PY) -m pytest tests/test_model.py -q -s -p no:randomly
-	REINIT_HANDOFF_RUN=1 REINIT_HANDOFF_EXAMPLES=3500 REINIT_HANDOFF_STEPS=50 REINIT_HANDOFF_MIN_STEPS=100000 $(PY) -m pytest tests/test_model_handoffs.py -q -s -p no:randomly
+	REINIT_HANDOFF_EXAMPLES=3500 REINIT_HANDOFF_STEPS=50 REINIT_HANDOFF_MIN_STEPS=100000 $(PY) -m pytest tests/test_model_handoffs.py -q -s -p no:randomly
 
 bench: $(STAMP)
 	$(PY) -m bench.coldstart

@@ -81,6 +81,7 @@ class Batch:
         self.hand_on = hand_on  # where given: hands disks not started in time to another invocation
         self.left: list[list[str]] = []  # groups of disk IDs not started: time ran short
         self._longest = 0.0  # seconds the slowest instance's disks took
+        self._groups_started = 0  # instances whose disks this invocation has begun
         self.ctx = replace(ctx, ecs=self.paced)
         self.req = req
         self.on_result = on_result
@@ -134,7 +135,7 @@ class Batch:
         self.progress(force=True)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             while done < len(ids) or held:
-                if self.out_of_time():
+                if self._groups_started and self.out_of_time():
                     self.left.append([d["DiskId"] for d in held] + ids[done:])
                     break
                 window = ids[done:done + max(1, PAGE - len(held))]
@@ -164,6 +165,19 @@ class Batch:
         return self.hand_on is not None and (
             self.ctx.clock() >= self.ctx.deadline - HAND_ON_RESERVE - self._longest)
 
+    def take_turn(self, group: list[dict]) -> bool:
+        """Whether this instance's disks start here; if not, they are kept to hand on whole.
+        Every invocation starts at least one instance's disks, even out of time: a hop that
+        handed everything on would be followed by another that does the same, for ever
+        (a function timeout below HAND_ON_RESERVE, or a Pace too slow for one call in it).
+        That first group's calls still stop at the deadline (PacedEcs), as WaitTimeout."""
+        with self._lock:
+            if self._groups_started and self.out_of_time():
+                self.left.append([d["DiskId"] for d in group])
+                return False
+            self._groups_started += 1
+            return True
+
     def handed_on(self, figures: dict) -> dict:
         """Hands the disks not started to another invocation; where that fails, each gets
         its own WaitTimeout, as before."""
@@ -190,9 +204,7 @@ class Batch:
         """The disks of one instance, one after another; the last one settles the instance
         (started again unless a reinit will start it), whatever became of that disk."""
         ctx = self.ctx
-        if self.out_of_time():  # not started: handed on whole, the instance untouched
-            with self._lock:
-                self.left.append([d["DiskId"] for d in group])
+        if not self.take_turn(group):  # not started: handed on whole, the instance untouched
             return
         began = ctx.clock()
         instance_id = group[0].get("InstanceId") or None

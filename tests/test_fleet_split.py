@@ -128,6 +128,35 @@ def test_a_chunk_short_of_time_hands_the_rest_on_and_the_summaries_still_add_up(
     assert not any(r["Code"] == "WaitTimeout" for s in summaries for r in s["Results"])
 
 
+def test_a_chunk_with_less_time_than_the_hand_on_reserve_still_makes_progress(invoke, cloud, env, clock):
+    """A function timeout of 30 s is below HAND_ON_RESERVE: every chunk invocation is out of
+    time as it starts. Each still carries out one instance's disks before it hands the rest
+    on, so the chain of hops ends (it used to hand everything on, for ever: issue 19's world
+    found it) and every disk is decided once."""
+    disks = [disk_id(n) for n in range(1, 7)]
+    env.update(REINIT_FC_ENDPOINT=cloud.endpoint, REINIT_FUNCTION_NAME="reinit", REINIT_FLEET_CHUNK="3")
+    register(cloud, env, clock, invoke.wall, timeout=30)
+    handler = cloud.fc.functions["reinit"][0]
+    runs = []
+
+    def at_most_20(event, context):  # an endless chain fails the test instead of hanging it
+        runs.append(1)
+        if len(runs) > 20:
+            raise RuntimeError("more than 20 invocations for 6 disks")
+        return handler(event, context)
+
+    cloud.fc.register("reinit", at_most_20, timeout=30)
+    parent = invoke(timer({"DiskIds": disks}))
+    assert (parent["Chunks"], parent["Total"]) == (2, 6)
+    ran = cloud.fc.run_side_by_side()
+    summaries = chunk_summaries(cloud)
+    assert sorted(r["DiskId"] for s in summaries for r in s["Results"]) == sorted(disks)  # each decided once
+    assert all(r["Outcome"] == "Succeeded" for s in summaries for r in s["Results"])
+    assert [cloud.ecs.disks[d].reinit_count for d in disks] == [1] * 6
+    assert ran == 6  # one disk (one instance) an invocation: 2 chunks, each handed on twice
+    assert sum(s.get("HandedOn", 0) for s in summaries) == 2 + 1 + 2 + 1
+
+
 class Killed(BaseException):
     """The instance died (out of memory, a crash): nothing more of the invocation runs."""
 
