@@ -58,6 +58,14 @@ _DROP_SAME = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
+# Settle the record only if it is still the caller's own claim, or gone (expired, evicted:
+# the outcome is then written back): never over a record another holder took over.
+_SETTLE = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 # Delete the record only if it is an InProgress record of this owner (a claim whose answer
 # was lost, or a release after the phase changed): never another holder's.
 _DROP_OWN = """
@@ -86,6 +94,10 @@ return ARGV[1]
 class StoreUnavailable(Exception):
     """The store cannot be used (unreachable, or a record it holds cannot be read):
     nothing is done, so that no disk can be wiped twice."""
+
+
+class ClaimLost(StoreUnavailable):
+    """This invocation's claim was taken over by another holder before it settled it."""
 
 
 def _digest(value: str) -> str:
@@ -257,11 +269,21 @@ class IdempotencyStore:
             self._held[key] = new
 
     def complete(self, event_key: str, disk_id: str, outcome: dict, in_doubt: bool = False, **facts) -> None:
+        """Record the outcome in place of this invocation's claim (compare-and-swap on the
+        claim it holds). Raises ClaimLost, and writes nothing, where another holder has
+        taken the record over meanwhile: its own outcome is the one to keep."""
         record = json.dumps({"State": IN_DOUBT if in_doubt else DONE, "Result": outcome, **facts})
         key = self.key(event_key, disk_id)
-        self._do(lambda: self._redis.set(key, record, ex=self.ttl))
+        with self._lock:
+            held = self._held.get(key)
+        if held is None:  # not claimed through this store: nothing to compare against
+            settled = bool(self._do(lambda: self._redis.set(key, record, ex=self.ttl)))
+        else:
+            settled = bool(self._do(lambda: self._redis.eval(_SETTLE, 1, key, held, record, self.ttl)))
         with self._lock:
             self._held.pop(key, None)
+        if not settled:
+            raise ClaimLost(f"another invocation took the claim on {disk_id} over; its record is kept")
 
     def release(self, event_key: str, disk_id: str) -> None:
         """Give the pair back for a retry: only this invocation's own InProgress record

@@ -297,3 +297,26 @@ def test_a_repeat_after_a_holder_died_before_its_mark_leaves_a_mark(invoke, clou
     redis_client(redis_store).flushall()
     outcome(lambda: handler(request, "fc-later"))
     assert invoke.reinit_count(D1) == 1
+
+
+def test_an_outcome_never_overwrites_a_claim_another_holder_took_over(redis_store):
+    """complete() settles only this invocation's own claim (issue 20: the owner's
+    compare-and-swap, now on every write of the record): where another holder took the
+    record over meanwhile, that record stays, and the caller hears ClaimLost."""
+    from reinit.idempotency import ClaimLost
+    store, other = IdempotencyStore(redis_store, 86400), IdempotencyStore(redis_store, 86400)
+    assert store.claim("timer:t@x", D1, hold_seconds=600, owner="fc-a") is None
+    key = store.key("timer:t@x", D1)
+    theirs = '{"State": "InProgress", "Owner": "fc-b", "Phase": "Writing", "HeldUntil": 9999999999}'
+    redis_client(redis_store).set(key, theirs)  # fc-b took it over (fc-a looked dead)
+    with pytest.raises(ClaimLost):
+        store.complete("timer:t@x", D1, {"Outcome": "Succeeded"})
+    assert redis_client(redis_store).get(key).decode() == theirs
+    # Its own claim, or one that expired meanwhile, is settled as before.
+    assert other.claim("timer:t@y", D1, hold_seconds=600, owner="fc-c") is None
+    other.complete("timer:t@y", D1, {"Outcome": "Succeeded"})
+    assert json.loads(redis_client(redis_store).get(other.key("timer:t@y", D1)))["State"] == "Done"
+    assert other.claim("timer:t@z", D1, hold_seconds=600, owner="fc-d") is None
+    redis_client(redis_store).delete(other.key("timer:t@z", D1))  # evicted under its holder
+    other.complete("timer:t@z", D1, {"Outcome": "Succeeded"})
+    assert json.loads(redis_client(redis_store).get(other.key("timer:t@z", D1)))["State"] == "Done"
