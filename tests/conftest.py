@@ -65,6 +65,17 @@ def base_seed(count: int = 4, **instance_overrides) -> dict:
     }
 
 
+def member_account_seed(disk: str, instance: str, trusts: tuple[str, ...], *more_roles: dict) -> dict:
+    """A member account's seed (emulator/accounts.py): one stopped instance with a tagged
+    system disk, and the role reinit-member trusting `trusts` (docs/events.md)."""
+    return {
+        "instances": [{"InstanceId": instance, "Status": "Stopped", "ImageId": LINUX_IMAGE}],
+        "disks": [{"DiskId": disk, "InstanceId": instance, "Type": "system", "ImageId": LINUX_IMAGE,
+                   "Tags": {"reinit-allowed": "true"}}],
+        "roles": [{"RoleName": "reinit-member", "Trusts": list(trusts)}, *more_roles],
+    }
+
+
 @pytest.fixture
 def clock():
     return ManualClock()

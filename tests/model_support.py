@@ -311,6 +311,26 @@ class LogTap(logging.Handler):
 
 
 # -- Redis time that moves with the ManualClock ------------------------------------------------
+def judge(figures, problems: list[str], trace: list[str], keep: int, checked: str = "all") -> None:
+    """Count a step's violations by invariant (each problem starts with its invariant's name)
+    and fail the run on those `checked` ("all", or names joined by commas), with the last
+    `keep` lines of the run. `figures` has violations, by_invariant and first_violation;
+    an `examples` dict, where it has one, keeps each invariant's first violation."""
+    if not problems:
+        return
+    figures.violations += 1
+    run = "\nThe run so far:\n  " + "\n  ".join(trace[-keep:])
+    for p in problems:
+        name = p.split(":", 1)[0]
+        figures.by_invariant[name] += 1
+        if hasattr(figures, "examples"):
+            figures.examples.setdefault(name, p + run)
+    wanted = [p for p in problems if checked == "all" or p.split(":", 1)[0] in checked.split(",")]
+    if wanted:
+        figures.first_violation = figures.first_violation or "\n".join(wanted) + run
+        raise AssertionError("\n".join(wanted) + run)
+
+
 def advance_redis(client, seconds: float) -> None:
     """Redis expires keys on its own clock; move every key's expiry by `seconds` of model
     time, so a claim held 'until the invocation would have timed out' expires when the

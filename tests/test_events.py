@@ -18,7 +18,7 @@ from emulator.demo import cloud_variables
 from reinit.ecs import Credentials, EcsApi, EcsCallError
 from reinit.errors import ReinitError
 from reinit.sts import RENEW_SECONDS, assume_role
-from tests.conftest import AK, LINUX_IMAGE, SECRET, TOKEN, base_seed, disk_id, instance_id, load_event
+from tests.conftest import AK, SECRET, TOKEN, base_seed, disk_id, instance_id, load_event, member_account_seed
 
 HOME, MEMBER, STRANGER = "1234567890123456", "1987654321098765", "1111222233334444"
 M_DISK, M_INSTANCE = "d-bp1member00000001", "i-bp1member00000001"
@@ -30,13 +30,8 @@ CUSTOM = "soc:Incident:HostCompromised"
 def seed():
     seed = base_seed(3)
     seed["accountId"] = HOME
-    seed["accounts"] = {MEMBER: {
-        "instances": [{"InstanceId": M_INSTANCE, "Status": "Stopped", "ImageId": LINUX_IMAGE}],
-        "disks": [{"DiskId": M_DISK, "InstanceId": M_INSTANCE, "Type": "system", "ImageId": LINUX_IMAGE,
-                   "Tags": {"reinit-allowed": "true"}}],
-        "roles": [{"RoleName": "reinit-member", "Trusts": [HOME]},
-                  {"RoleName": "untrusting", "Trusts": [STRANGER]}],
-    }}
+    seed["accounts"] = {MEMBER: member_account_seed(M_DISK, M_INSTANCE, (HOME,),
+                                               {"RoleName": "untrusting", "Trusts": [STRANGER]})}
     return seed
 
 

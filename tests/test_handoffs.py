@@ -47,13 +47,9 @@ def timer(payload: dict, when: str) -> dict:
     return {**load_event("timer"), "triggerTime": when, "payload": json.dumps(payload)}
 
 
-# -- 1. a parent killed right after FC accepted its continuation --------------------------------
-def test_a_parent_killed_after_handing_on_is_not_started_again_by_its_retry(invoke, cloud, clock, fc, redis_store,
-                                                                             monkeypatch):
-    """Before: the claim did not know of the hand-off, so FC's retry took the expired claim
-    over and started the request afresh (it found the snapshot accomplished and wiped),
-    while the continuation ran under its own key and wiped again. Now the claim records the
-    hand-off before InvokeFunction, and the take-over re-sends it (FC: 409), never the request."""
+def killed_after_handing_on(cloud, monkeypatch, request_id: str) -> dict:
+    """A parent (a snapshot request, its instance running) killed right after FC accepted
+    its continuation, before the claim heard of it; returns the request."""
     cloud.ecs.instances[I1].status = "Running"
     real = chunks.Dispatcher.invoke_async
 
@@ -61,11 +57,22 @@ def test_a_parent_killed_after_handing_on_is_not_started_again_by_its_retry(invo
         real(self, payload, task)
         raise Killed("the invocation was killed right after FC accepted the continuation")
 
-    monkeypatch.setattr(chunks.Dispatcher, "invoke_async", accepted_then_killed)
     request = {"DiskId": D1, "Snapshot": True, "StopInstance": True}
-    with pytest.raises(Killed):
-        run(request, fc_context("1-parent-0001"))
-    monkeypatch.setattr(chunks.Dispatcher, "invoke_async", real)
+    with monkeypatch.context() as patch:
+        patch.setattr(chunks.Dispatcher, "invoke_async", accepted_then_killed)
+        with pytest.raises(Killed):
+            run(request, fc_context(request_id))
+    return request
+
+
+# -- 1. a parent killed right after FC accepted its continuation --------------------------------
+def test_a_parent_killed_after_handing_on_is_not_started_again_by_its_retry(invoke, cloud, clock, fc, redis_store,
+                                                                             monkeypatch):
+    """Before: the claim did not know of the hand-off, so FC's retry took the expired claim
+    over and started the request afresh (it found the snapshot accomplished and wiped),
+    while the continuation ran under its own key and wiped again. Now the claim records the
+    hand-off before InvokeFunction, and the take-over re-sends it (FC: 409), never the request."""
+    request = killed_after_handing_on(cloud, monkeypatch, "1-parent-0001")
     [task] = cloud.fc.task_ids["reinit"]
     clock.advance(200)  # the snapshot is accomplished; the parent's claim has expired
     retry = run(request, fc_context("1-parent-0001"))  # FC retries the invocation that died
@@ -277,18 +284,7 @@ def test_the_retry_of_a_killed_parent_never_hands_on_a_second_time_after_its_con
     new snapshot and met FC's 409 for the continuation's task id, so it answered "the work
     goes on" while nothing went on and the instance stayed stopped. Now it answers from the
     recorded hand-off and touches nothing."""
-    cloud.ecs.instances[I1].status = "Running"
-    real = chunks.Dispatcher.invoke_async
-
-    def accepted_then_killed(self, payload, task):
-        real(self, payload, task)
-        raise Killed("killed right after FC accepted the continuation")
-
-    monkeypatch.setattr(chunks.Dispatcher, "invoke_async", accepted_then_killed)
-    request = {"DiskId": D1, "Snapshot": True, "StopInstance": True}
-    with pytest.raises(Killed):
-        run(request, fc_context("1-parent-0003"))
-    monkeypatch.setattr(chunks.Dispatcher, "invoke_async", real)
+    request = killed_after_handing_on(cloud, monkeypatch, "1-parent-0003")
     clock.advance(200)
     cloud.fc.run_pending()  # the continuation waits for the snapshot, wipes, ECS starts the instance
     assert invoke.reinit_count(D1) == 1

@@ -58,6 +58,7 @@ from tests.model_support import (
     advance_redis,
     eventbridge_event,
     http_event,
+    judge,
     timer_event,
 )
 
@@ -409,20 +410,8 @@ def make_model(redis_url: str | None, figures: Figures):
             self.synced = now
 
         def fail_on(self, problems: list[str]) -> None:
-            problems = problems + self.watch.violations
-            self.watch.violations = []
-            if not problems:
-                return
-            figures.violations += 1
-            trace = "\nThe run so far:\n  " + "\n  ".join(self.trace[-40:])
-            for p in problems:
-                name = p.split(":")[0]
-                figures.by_invariant[name] += 1
-                figures.examples.setdefault(name, p + trace)
-            wanted = [p for p in problems if CHECKED == "all" or p.split(":")[0] in CHECKED.split(",")]
-            if wanted:
-                figures.first_violation = figures.first_violation or wanted[0]
-                raise AssertionError("\n".join(wanted) + trace)
+            problems, self.watch.violations = problems + self.watch.violations, []
+            judge(figures, problems, self.trace, 40, CHECKED)
 
         # -- the invariants ------------------------------------------------------------------
         def long_change_pending(self) -> bool:

@@ -60,7 +60,17 @@ from emulator.server import Emulator
 from reinit import fleet
 from reinit.app import PASSING, App, InvocationFailed
 from tests.conftest import AK, LINUX_IMAGE, REGION, SECRET, TOKEN, TOPIC, WEBHOOK_SECRET, disk_id, instance_id
-from tests.model_support import ACTIVE, CloudWatch, CrashSwitch, Killed, LogTap, StepTag, advance_redis, timer_event
+from tests.model_support import (
+    ACTIVE,
+    CloudWatch,
+    CrashSwitch,
+    Killed,
+    LogTap,
+    StepTag,
+    advance_redis,
+    judge,
+    timer_event,
+)
 
 EXAMPLES = int(os.environ.get("REINIT_HANDOFF_EXAMPLES", "25"))
 STEPS = int(os.environ.get("REINIT_HANDOFF_STEPS", "30"))
@@ -411,16 +421,8 @@ def make_model(redis_url: str, figures: Figures):
             self.synced = now
 
         def fail_on(self, problems: list[str]) -> None:
-            problems = problems + self.watch.violations
-            self.watch.violations = []
-            if not problems:
-                return
-            figures.violations += 1
-            for p in problems:
-                figures.by_invariant[p.split(":", 1)[0]] += 1
-            report = "\n".join(problems) + "\nrun so far:\n  " + "\n  ".join(self.trace[-60:])
-            figures.first_violation = figures.first_violation or report
-            raise AssertionError(report)
+            problems, self.watch.violations = problems + self.watch.violations, []
+            judge(figures, problems, self.trace, 60)
 
         # -- the end of a day --------------------------------------------------------------------
         def drain(self) -> None:

@@ -16,7 +16,15 @@ import index
 from emulator.ram import Policy, Resource
 from emulator.ram.calls import CALLS
 from reinit.app import InvocationFailed
-from tests.conftest import LINUX_IMAGE, POLICY, WEBHOOK_SECRET, base_seed, disk_id, instance_id, load_event
+from tests.conftest import (
+    POLICY,
+    WEBHOOK_SECRET,
+    base_seed,
+    disk_id,
+    instance_id,
+    load_event,
+    member_account_seed,
+)
 
 FAILURES = "reinit-failures"  # s.yaml's onFailure destination
 HOME, MEMBER = "1234567890123456", "1987654321098765"
@@ -42,12 +50,7 @@ def seed():
     del seed["disks"][4]["Tags"]["fleet"]  # the approval path's disk: not in the split batch's selection
     seed["topics"].append(FAILURES)
     seed["accountId"] = HOME
-    seed["accounts"] = {MEMBER: {  # a member account whose role trusts this one (docs/events.md)
-        "instances": [{"InstanceId": M_INSTANCE, "Status": "Stopped", "ImageId": LINUX_IMAGE}],
-        "disks": [{"DiskId": M_DISK, "InstanceId": M_INSTANCE, "Type": "system", "ImageId": LINUX_IMAGE,
-                   "Tags": {"reinit-allowed": "true"}}],
-        "roles": [{"RoleName": "reinit-member", "Trusts": [HOME]}],
-    }}
+    seed["accounts"] = {MEMBER: member_account_seed(M_DISK, M_INSTANCE, (HOME,))}  # its role trusts this account
     return seed
 
 

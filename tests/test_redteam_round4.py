@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import LINUX_IMAGE, base_seed, disk_id, instance_id, load_event
+from tests.conftest import base_seed, disk_id, instance_id, load_event, member_account_seed
 
 HOME, MEMBER, OTHER = "1234567890123456", "1987654321098765", "1555566667777888"
 M_DISK, M_INSTANCE = "d-bp1member00000001", "i-bp1member00000001"
@@ -22,14 +22,8 @@ def seed():
     seed = base_seed(3)
     seed["accountId"] = HOME
     seed["secrets"] = {PASSWORD_NAME: PASSWORD_VALUE, "reinit/webhook": "hook-secret-value-1234"}
-    member = lambda d, i: {  # noqa: E731
-        "instances": [{"InstanceId": i, "Status": "Stopped", "ImageId": LINUX_IMAGE}],
-        "disks": [{"DiskId": d, "InstanceId": i, "Type": "system", "ImageId": LINUX_IMAGE,
-                   "Tags": {"reinit-allowed": "true"}}],
-        "roles": [{"RoleName": "reinit-member", "Trusts": [HOME]}],
-    }
-    seed["accounts"] = {MEMBER: member(M_DISK, M_INSTANCE),
-                        OTHER: member("d-bp1other000000001", "i-bp1other000000001")}
+    seed["accounts"] = {MEMBER: member_account_seed(M_DISK, M_INSTANCE, (HOME,)),
+                        OTHER: member_account_seed("d-bp1other000000001", "i-bp1other000000001", (HOME,))}
     return seed
 
 
