@@ -157,9 +157,14 @@ def test_the_triggers_route_documented_event_types_and_the_custom_bus():
     [rule] = [shlex.split(c) for c in readme_commands() if " CreateRule " in c]
     assert rule[rule.index("--EventBusName") + 1] == VARS["securityBus"]
     assert json.loads(rule[rule.index("--FilterPattern") + 1]) == {"type": [VARS["securityEventType"]]}
-    [target] = json.loads(rule[rule.index("--Targets") + 1])
+    # CreateRule's targets are `EventTargets` (the CLI's API metadata, aliyun-openapi-meta
+    # metadatas/eventbridge/CreateRule.json); a Function Compute target's parameters are
+    # named as on EventBridge's "Event target parameters" page, the event itself as `Body`.
+    [target] = json.loads(rule[rule.index("--EventTargets") + 1])
     assert target["Type"] == "acs.fc.function" and target["Endpoint"].endswith(f":functions/{VARS['functionName']}")
-    assert target["ParamList"] == [{"ResourceKey": "body", "Form": "ORIGINAL"}]
+    params = {p["ResourceKey"]: p for p in target["ParamList"]}
+    assert params["Body"] == {"ResourceKey": "Body", "Form": "ORIGINAL"}
+    assert params["functionName"]["Value"] == VARS["functionName"] and params["InvocationType"]["Value"] == "Async"
     routed = set(props["environmentVariables"]["REINIT_EVENT_TYPES"].split(","))
     assert routed == {"ecs:Instance:Security.TpmAlert", VARS["securityEventType"]}
 
