@@ -440,7 +440,8 @@ def make_model(redis_url: str | None, figures: Figures):
             - never-hung: no WaitTimeout while every awaited change is fast, and no invocation
               past its timeout;
             - restart-symmetry: an instance the function stopped is running again (or will be),
-              is kept down by AutoStartInstance: false after its wipe, or a result names it."""
+              is kept down by AutoStartInstance: false after its wipe, or a result or a message
+              published in the step names it."""
             problems: list[str] = []
             attempted = {(x.get("Params") or {}).get("DiskId") for x in calls if x.get("Action") == "ReInitDisk"}
             attempted |= {disk for disk, inst in DISK_INSTANCE.items()
@@ -511,11 +512,15 @@ def make_model(redis_url: str | None, figures: Figures):
             slack = 0.5 + (2.0 * 7 if "DiskIds" in request or "Tags" in request else 0.0)
             if len(copies) == 1 and not copies[0].crashed and elapsed > TIMEOUT + slack:
                 problems.append(f"never-hung: {label}: the invocation took {elapsed:.1f} s of a {TIMEOUT} s timeout")
-            # Every instance the function stopped is running again, or is named in a result.
+            # Every instance the function stopped is running again, or is named in a result or message.
             crashed = any(c.crashed for c in copies)
             keep_down = any(c.delivery.request.get("AutoStartInstance") is False for c in copies)
             wiped_instances = {DISK_INSTANCE.get(w.disk) for w in wipes}
-            texts = " ".join(str(r.get("Message")) for r in all_results if r)
+            # Named in an answer, or in a message a copy published: the answer of an invocation
+            # that failed is its summary, which lists no success (the success, naming the
+            # instance it could not start again, went out as its own message).
+            published = [json.loads(m["MessageBody"]) for m in messages]
+            texts = " ".join(str(r.get("Message")) for r in [*all_results, *published] if r)
             for inst in sorted({i for i, _ in stops}):
                 if crashed or (keep_down and inst in wiped_instances) or self.watch.will_be_active(inst) or inst in texts:
                     continue
