@@ -38,7 +38,8 @@ def test_a_refusal_is_indented_for_curl_too(cloud):
     request = urllib.request.Request(cloud.endpoint + "/_emulator/state", headers={"User-Agent": "curl/8.5.0"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=30)
-    assert info.value.code == 401 and info.value.read().startswith(b'{\n  "Code": "Unauthorized"')
+    with info.value as answer:
+        assert answer.code == 401 and answer.read().startswith(b'{\n  "Code": "Unauthorized"')
 
 
 def test_the_cloud_apis_answer_as_the_cloud_does_whoever_asks(cloud):
@@ -46,7 +47,8 @@ def test_the_cloud_apis_answer_as_the_cloud_does_whoever_asks(cloud):
     request = urllib.request.Request(cloud.endpoint + "/?Action=DescribeDisks&pretty", headers={"User-Agent": "curl/8.5.0"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=30)
-    assert b"\n" not in info.value.read()
+    with info.value as answer:
+        assert b"\n" not in answer.read()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
