@@ -32,6 +32,7 @@ from emulator.kms.models import KmsBackend
 from emulator.mns import exceptions as mns_exc
 from emulator.mns.models import MnsBackend
 from emulator.mns.responses import MnsResponses, xml
+from emulator.pretty import control_body
 from emulator.ram.guard import Guard
 from emulator.sts import exceptions as sts_exc
 from emulator.sts.models import StsBackend
@@ -337,7 +338,8 @@ def _handler_for(emulator: Emulator):
             try:
                 if url.path.startswith("/_emulator/"):
                     status, answer = emulator.handle_control(self.command, url.path, body, headers.get(TOKEN_HEADER))
-                    self._send(status, json.dumps(answer).encode(), "application/json;charset=utf-8")
+                    payload = control_body(answer, url.query, headers.get("user-agent"))
+                    self._send(status, payload, "application/json;charset=utf-8")
                 elif url.path.startswith("/2023-03-30/functions/"):
                     query = dict(parse_qsl(url.query, keep_blank_values=True))
                     status, payload, extra = emulator.handle_fc(self.command, url.path, query, headers, body)

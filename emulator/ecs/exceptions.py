@@ -1,7 +1,7 @@
 """ECS errors as ECS sends them: each class carries its code and HTTP status once.
 
 The codes, statuses and messages are those of the ReInitDisk API page
-(../shared/reference/ReInitDisk-api.txt), ECS's common error codes and the real
+(docs/reference/ReInitDisk-api.txt), ECS's common error codes and the real
 gateway's answers quoted in public reports; emulator/README.md names the source of each.
 """
 
