@@ -22,6 +22,7 @@ from reinit.chunks import MAX_CHUNK_DISKS, hander, splitter
 from reinit.clients import ClientCache, resolve_credentials
 from reinit.cloudevent import acting_account, check_type, event_region, read_target, require_target
 from reinit.config import Config, load_config
+from reinit.context import Context, Once
 from reinit.continuation import continue_later, function_name, settle_claim
 from reinit.errors import FAILED, REJECTED, ReinitError, failed, rejected
 from reinit.events import EVENTBRIDGE, HTTP, INVOKE
@@ -41,7 +42,7 @@ from reinit.request import (
     refuse_event_credentials,
     shown,
 )
-from reinit.result import Context, Once, Result
+from reinit.result import Result
 from reinit.retry import Retrier
 from reinit.scrub import Scrubber
 from reinit.secrets import SecretCache, SecretError, SecretReader

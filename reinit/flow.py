@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from reinit.config import Config
+from reinit.context import Context, ecs_failure
 from reinit.ecs import EcsCallError
 from reinit.errors import DRY_RUN, REJECTED, SUCCEEDED, ReinitError, failed, rejected
 from reinit.idempotency import StoreUnavailable, at_most_once
 from reinit.request import Request
-from reinit.result import Context, Result, ecs_failure
+from reinit.result import Result
 from reinit.retry import RetryQuota, retryable_write
 from reinit.snapshot import SnapshotPending, evidence_snapshot, mark_consumed
 from reinit.stopping import InstanceGroup, request_stop, settle_instance, wait_stopped

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from reinit.context import Context
 from reinit.errors import ReinitError, failed
-from reinit.result import Context
 
 # A completion wait that never sees ReIniting infers the end once the disk has stayed
 # In_use this long after ECS accepted the call, over at least SETTLE_LOOKS looks: ECS
