@@ -57,7 +57,7 @@ def function_timeout(context) -> float | None:
 
 
 class App:
-    def __init__(self, env=None, clock=time.monotonic, sleep=time.sleep, random=_random.random, wall=time.time):
+    def __init__(self, env=None, clock=time.monotonic, sleep=time.sleep, random=_random.random, wall=time.time) -> None:
         self.env = env if env is not None else os.environ
         self.clock, self.sleep, self.random, self.wall = clock, sleep, random, wall
         self.clients = ClientCache()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -98,7 +99,7 @@ class Config:
     password_secrets: tuple[str, ...] = ()  # the KMS secrets a request may name as PasswordSecretName
 
 
-def approval_settings(env: dict, problems: list) -> dict:
+def approval_settings(env: Mapping, problems: list) -> dict:
     """The approval gate's variables (INTERFACE.md section 13.3), as Config fields."""
     mode = (env.get(APPROVAL) or "never").strip().lower()
     if mode not in APPROVAL_MODES:
@@ -247,7 +248,7 @@ def _endpoint(name: str, configured: str | None, default: str | None, problems: 
     return canonical
 
 
-def load_config(env: dict, function_timeout: float | None = None) -> Config:
+def load_config(env: Mapping, function_timeout: float | None = None) -> Config:
     """The environment as one Config. Each step reads its own variables and notes what is
     wrong in `problems`, in this order (the order Config.Invalid lists them)."""
     problems: list[str] = []
@@ -289,7 +290,7 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
     )
 
 
-def _endpoints(env: dict, region: str | None, problems: list) -> dict:
+def _endpoints(env: Mapping, region: str | None, problems: list) -> dict:
     """ECS, MNS and FC endpoints (configured, or the region's public ones) and the topic."""
     account = env.get("FC_ACCOUNT_ID")
     ecs = _endpoint(ECS_ENDPOINT, env.get(ECS_ENDPOINT), region and f"https://ecs.{region}.aliyuncs.com", problems)
@@ -304,7 +305,7 @@ def _endpoints(env: dict, region: str | None, problems: list) -> dict:
             "ecs_endpoint_configured": bool(env.get(ECS_ENDPOINT))}
 
 
-def _webhook_settings(env: dict, problems: list) -> dict:
+def _webhook_settings(env: Mapping, problems: list) -> dict:
     """How a webhook is authenticated, and the tag a disk must carry (section 8)."""
     auth = (env.get(WEBHOOK_AUTH) or "hmac").lower()
     if auth not in ("hmac", "fc"):
@@ -324,7 +325,7 @@ def _webhook_settings(env: dict, problems: list) -> dict:
     return {"webhook_auth": auth, "required_tag": required_tag, "webhook_secret": env.get(WEBHOOK_SECRET) or None}
 
 
-def _timing(env: dict, function_timeout: float | None, ecs: str | None, problems: list) -> dict:
+def _timing(env: Mapping, function_timeout: float | None, ecs: str | None, problems: list) -> dict:
     """The function's timeout, the poll interval and the fleet's pace and chunk size."""
     timeout = function_timeout
     if timeout is None:
@@ -338,7 +339,7 @@ def _timing(env: dict, function_timeout: float | None, ecs: str | None, problems
     return {"function_timeout": timeout, "poll_seconds": poll, "fleet_rate": fleet_rate, "fleet_chunk": chunk}
 
 
-def _regions(env: dict, region: str | None, problems: list) -> dict:
+def _regions(env: Mapping, region: str | None, problems: list) -> dict:
     """The regions a request may name (the function's own first), and the event key pair."""
     regions = tuple(dict.fromkeys(r.strip() for r in (env.get(REGIONS) or "").split(",") if r.strip()))
     if any(not REGION_ID.fullmatch(r) for r in regions):
@@ -352,7 +353,7 @@ def _regions(env: dict, region: str | None, problems: list) -> dict:
     return {"regions": regions, "event_key_pair_name": event_key_pair}
 
 
-def _snapshot_settings(env: dict, problems: list) -> dict:
+def _snapshot_settings(env: Mapping, problems: list) -> dict:
     """When an evidence snapshot is taken, and how long it is kept."""
     snapshot = (env.get(SNAPSHOT) or "request").lower()
     if snapshot not in ("request", "always", "never"):
@@ -364,7 +365,7 @@ def _snapshot_settings(env: dict, problems: list) -> dict:
     return {"snapshot": snapshot, "snapshot_retention_days": retention}
 
 
-def _event_settings(env: dict, region: str | None, problems: list) -> dict:
+def _event_settings(env: Mapping, region: str | None, problems: list) -> dict:
     """Which events may start anything, from which accounts, and how a member account is
     reached (INTERFACE.md section 13.1)."""
     types = tuple(dict.fromkeys(t.strip() for t in (env.get(EVENT_TYPES) or "").split(",") if t.strip()))
@@ -379,7 +380,7 @@ def _event_settings(env: dict, region: str | None, problems: list) -> dict:
     sts = _endpoint(STS_ENDPOINT, env.get(STS_ENDPOINT), region and f"https://sts.{region}.aliyuncs.com", problems)
     return {"event_types": types or DEFAULT_EVENT_TYPES, "event_accounts": accounts, "account_id": own,
             "account_role": role, "sts_endpoint": sts}
-def _secret_settings(env: dict, region: str | None, problems: list) -> dict:
+def _secret_settings(env: Mapping, region: str | None, problems: list) -> dict:
     """The KMS settings of section 13.2, checked."""
     name = env.get(WEBHOOK_SECRET_NAME) or None
     if name and env.get(WEBHOOK_SECRET):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from reinit.config import Config
 from reinit.ecs import EcsApi, EcsCallError
 from reinit.errors import ReinitError, ecs_code_retryable, failed
 from reinit.idempotency import IdempotencyStore
 from reinit.log import Log
-from reinit.result import Result
 from reinit.retry import Retrier, RetryQuota, retryable_read
 
 
@@ -41,7 +41,7 @@ class Context:
     evidence_key: str | None = None  # names the request's evidence snapshots (tags, ClientToken)
     before_write: Callable[..., None] | None = None  # idempotency: note the claim's phase before ReInitDisk
     ambiguous_reinits: set = field(default_factory=set)  # disks whose ReInitDisk answer was lost
-    gate: Callable[..., Result] | None = None  # approval.Gate: holds the wipe for a person (section 13.3)
+    gate: Any = None  # an approval.Gate (callable, with for_batch): holds the wipe for a person (section 13.3)
 
     def retrier(self) -> Retrier:
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,
