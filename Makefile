@@ -53,8 +53,13 @@ s-cli: $(S_CLI)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) redis $(S_CLI) lint
+test: $(STAMP) redis $(S_CLI) lint typecheck
 	$(PY) -m pytest
+
+# Type hints checked by mypy over reinit/ (its settings: [tool.mypy] in pyproject.toml).
+.PHONY: typecheck
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 demo: $(STAMP) redis
 	$(PY) -m emulator.demo

@@ -33,13 +33,14 @@ from reinit.approval_token import (  # noqa: F401  (app.py reaches the secrets a
     token_id,
     token_keys,
 )
+from reinit.context import Context
 from reinit.ecs import EcsCallError
 from reinit.errors import AWAITING_APPROVAL, REJECTED, SUCCEEDED, ReinitError, failed, rejected
 from reinit.events import EVENTBRIDGE
 from reinit.flow import carry_out, require_tag, resolve_in_doubt
 from reinit.idempotency import StoreUnavailable, at_most_once
 from reinit.request import Request
-from reinit.result import Context, Result
+from reinit.result import Result
 from reinit.retry import retryable_write
 from reinit.snapshot import EvidenceError, SnapshotPending, mark_consumed, take_evidence_snapshot, wait_for_snapshot
 from reinit.stopping import InstanceGroup

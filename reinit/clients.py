@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from reinit.config import Config, ecs_endpoint_for
 from reinit.ecs import Credentials, EcsApi
 from reinit.notify import Publisher
 
 
-def resolve_credentials(context, env: dict) -> Credentials | None:
+def resolve_credentials(context, env: Mapping) -> Credentials | None:
     """`context.credentials` where it is there and not empty (python3.10); otherwise the
     default chain's environment link, which Function Compute fills from the function's
     role (python3.12). The chain's later links (profile file, instance metadata) do not

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -98,7 +99,7 @@ class Config:
     password_secrets: tuple[str, ...] = ()  # the KMS secrets a request may name as PasswordSecretName
 
 
-def approval_settings(env: dict, problems: list) -> dict:
+def approval_settings(env: Mapping, problems: list) -> dict:
     """The approval gate's variables (INTERFACE.md section 13.3), as Config fields."""
     mode = (env.get(APPROVAL) or "never").strip().lower()
     if mode not in APPROVAL_MODES:
@@ -247,70 +248,22 @@ def _endpoint(name: str, configured: str | None, default: str | None, problems: 
     return canonical
 
 
-def load_config(env: dict, function_timeout: float | None = None) -> Config:
+def load_config(env: Mapping, function_timeout: float | None = None) -> Config:
+    """The environment as one Config. Each step reads its own variables and notes what is
+    wrong in `problems`, in this order (the order Config.Invalid lists them)."""
     problems: list[str] = []
     region = env.get(REGION) or env.get("FC_REGION") or env.get("ALIBABA_CLOUD_REGION_ID") or None
     if not region:
         problems.append(f"no region: set {REGION}")
-
-    account = env.get("FC_ACCOUNT_ID")
-    ecs = _endpoint(ECS_ENDPOINT, env.get(ECS_ENDPOINT), region and f"https://ecs.{region}.aliyuncs.com", problems)
-    mns = _endpoint(MNS_ENDPOINT, env.get(MNS_ENDPOINT),
-                    region and account and f"https://{account}.mns.{region}.aliyuncs.com", problems)
-    fc = _endpoint(FC_ENDPOINT, env.get(FC_ENDPOINT),
-                   region and account and f"https://{account}.{region}.fc.aliyuncs.com", problems)
-    topic = env.get(TOPIC) or None
-    if topic and not mns and not env.get(MNS_ENDPOINT):
-        problems.append(f"{TOPIC} is set but there is no MNS endpoint: set {MNS_ENDPOINT} or FC_ACCOUNT_ID")
-
-    auth = (env.get(WEBHOOK_AUTH) or "hmac").lower()
-    if auth not in ("hmac", "fc"):
-        problems.append(f"{WEBHOOK_AUTH} must be hmac or fc")
-        auth = "hmac"
-
-    raw_tag = env.get(REQUIRED_TAG)
-    if raw_tag is None or raw_tag == "":
-        required_tag = ("reinit-allowed", "true")
-    elif raw_tag.strip().lower() == "none":
-        required_tag = None
-    else:
-        key, sep, value = raw_tag.partition("=")
-        required_tag = (key.strip(), value if sep else None)
-        if not required_tag[0]:
-            problems.append(f"{REQUIRED_TAG} must be key=value, a bare key, or none")
-
-    timeout = function_timeout
-    if timeout is None:
-        timeout = _float("FC_FUNCTION_TIMEOUT", env.get("FC_FUNCTION_TIMEOUT"), None, 1, 86400, problems)
-    poll = _float(POLL_SECONDS, env.get(POLL_SECONDS), 2.0, 0.001, 60, problems)
-    # ECS asks callers not to poll faster than once a second; only the emulator may.
-    if poll < 1.0 and not is_loopback(urlsplit(ecs or "").hostname):
-        problems.append(f"{POLL_SECONDS} below 1 second is for the local emulator only")
-    fleet_rate = _float(FLEET_RATE, env.get(FLEET_RATE), 10.0, 0.1, 1000, problems)
-    chunk = _int(FLEET_CHUNK, env.get(FLEET_CHUNK), 0, 1, problems) or None
-
+    endpoints = _endpoints(env, region, problems)
+    webhook = _webhook_settings(env, problems)
+    timing = _timing(env, function_timeout, endpoints["ecs_endpoint"], problems)
     idem_url = env.get(IDEMPOTENCY_URL) or None
     if idem_url and urlsplit(idem_url).scheme not in ("redis", "rediss"):
         problems.append(f"{IDEMPOTENCY_URL} must be a redis:// or rediss:// URL")
         idem_url = None
-
-    regions = tuple(dict.fromkeys(r.strip() for r in (env.get(REGIONS) or "").split(",") if r.strip()))
-    if any(not REGION_ID.fullmatch(r) for r in regions):
-        problems.append(f"{REGIONS} must be comma-separated region IDs such as cn-hangzhou")
-        regions = ()
-    if region and region not in regions:
-        regions = (region, *regions) if not env.get(REGIONS) else regions
-    event_key_pair = env.get(EVENT_KEY_PAIR_NAME) or None
-    if event_key_pair and not KEY_PAIR_NAME.fullmatch(event_key_pair):
-        problems.append(f"{EVENT_KEY_PAIR_NAME} is not a key pair name")
-    snapshot = (env.get(SNAPSHOT) or "request").lower()
-    if snapshot not in ("request", "always", "never"):
-        problems.append(f"{SNAPSHOT} must be request, always or never")
-        snapshot = "always"  # the safe side, though Config.Invalid stops every request anyway
-    retention = _int(SNAPSHOT_RETENTION_DAYS, env.get(SNAPSHOT_RETENTION_DAYS), 30, 1, problems)
-    if retention > 65536:
-        problems.append(f"{SNAPSHOT_RETENTION_DAYS} must be from 1 to 65536")
-
+    where = _regions(env, region, problems)
+    snapshots = _snapshot_settings(env, problems)
     events = _event_settings(env, region, problems)
     approval = approval_settings(env, problems)
     if approval["approval"] != "never" and idem_url and approval["approval_ttl"] > _int(
@@ -322,33 +275,97 @@ def load_config(env: dict, function_timeout: float | None = None) -> Config:
         **events,
         **approval,
         **secret_settings,
-        regions=regions,
-        event_key_pair_name=event_key_pair,
-        snapshot=snapshot,
-        snapshot_retention_days=retention,
-        ecs_endpoint_configured=bool(env.get(ECS_ENDPOINT)),
+        **where,
+        **snapshots,
+        **endpoints,
+        **webhook,
         region=region,
-        ecs_endpoint=ecs,
-        mns_endpoint=mns,
-        topic=topic,
-        webhook_secret=env.get(WEBHOOK_SECRET) or None,
-        webhook_auth=auth,
-        required_tag=required_tag,
         max_disks=_int(MAX_DISKS, env.get(MAX_DISKS), 50, 1, problems),
         dry_run=parse_bool(DRY_RUN, env.get(DRY_RUN), False, problems),
         idempotency_url=idem_url,
         idempotency_ttl=_int(IDEMPOTENCY_TTL, env.get(IDEMPOTENCY_TTL), 86400, 1, problems),
-        function_timeout=timeout,
-        poll_seconds=poll,
-        fleet_rate=fleet_rate,
-        fleet_chunk=chunk,
-        fc_endpoint=fc,
+        **timing,
         function_name=env.get(FUNCTION_NAME) or env.get("FC_FUNCTION_NAME") or None,
         problems=tuple(problems),
     )
 
 
-def _event_settings(env: dict, region: str | None, problems: list) -> dict:
+def _endpoints(env: Mapping, region: str | None, problems: list) -> dict:
+    """ECS, MNS and FC endpoints (configured, or the region's public ones) and the topic."""
+    account = env.get("FC_ACCOUNT_ID")
+    ecs = _endpoint(ECS_ENDPOINT, env.get(ECS_ENDPOINT), region and f"https://ecs.{region}.aliyuncs.com", problems)
+    mns = _endpoint(MNS_ENDPOINT, env.get(MNS_ENDPOINT),
+                    region and account and f"https://{account}.mns.{region}.aliyuncs.com", problems)
+    fc = _endpoint(FC_ENDPOINT, env.get(FC_ENDPOINT),
+                   region and account and f"https://{account}.{region}.fc.aliyuncs.com", problems)
+    topic = env.get(TOPIC) or None
+    if topic and not mns and not env.get(MNS_ENDPOINT):
+        problems.append(f"{TOPIC} is set but there is no MNS endpoint: set {MNS_ENDPOINT} or FC_ACCOUNT_ID")
+    return {"ecs_endpoint": ecs, "mns_endpoint": mns, "fc_endpoint": fc, "topic": topic,
+            "ecs_endpoint_configured": bool(env.get(ECS_ENDPOINT))}
+
+
+def _webhook_settings(env: Mapping, problems: list) -> dict:
+    """How a webhook is authenticated, and the tag a disk must carry (section 8)."""
+    auth = (env.get(WEBHOOK_AUTH) or "hmac").lower()
+    if auth not in ("hmac", "fc"):
+        problems.append(f"{WEBHOOK_AUTH} must be hmac or fc")
+        auth = "hmac"
+    raw_tag = env.get(REQUIRED_TAG)
+    required_tag: tuple[str, str | None] | None
+    if raw_tag is None or raw_tag == "":
+        required_tag = ("reinit-allowed", "true")
+    elif raw_tag.strip().lower() == "none":
+        required_tag = None
+    else:
+        key, sep, value = raw_tag.partition("=")
+        required_tag = (key.strip(), value if sep else None)
+        if not required_tag[0]:
+            problems.append(f"{REQUIRED_TAG} must be key=value, a bare key, or none")
+    return {"webhook_auth": auth, "required_tag": required_tag, "webhook_secret": env.get(WEBHOOK_SECRET) or None}
+
+
+def _timing(env: Mapping, function_timeout: float | None, ecs: str | None, problems: list) -> dict:
+    """The function's timeout, the poll interval and the fleet's pace and chunk size."""
+    timeout = function_timeout
+    if timeout is None:
+        timeout = _float("FC_FUNCTION_TIMEOUT", env.get("FC_FUNCTION_TIMEOUT"), None, 1, 86400, problems)
+    poll = _float(POLL_SECONDS, env.get(POLL_SECONDS), 2.0, 0.001, 60, problems)
+    # ECS asks callers not to poll faster than once a second; only the emulator may.
+    if poll < 1.0 and not is_loopback(urlsplit(ecs or "").hostname):
+        problems.append(f"{POLL_SECONDS} below 1 second is for the local emulator only")
+    fleet_rate = _float(FLEET_RATE, env.get(FLEET_RATE), 10.0, 0.1, 1000, problems)
+    chunk = _int(FLEET_CHUNK, env.get(FLEET_CHUNK), 0, 1, problems) or None
+    return {"function_timeout": timeout, "poll_seconds": poll, "fleet_rate": fleet_rate, "fleet_chunk": chunk}
+
+
+def _regions(env: Mapping, region: str | None, problems: list) -> dict:
+    """The regions a request may name (the function's own first), and the event key pair."""
+    regions = tuple(dict.fromkeys(r.strip() for r in (env.get(REGIONS) or "").split(",") if r.strip()))
+    if any(not REGION_ID.fullmatch(r) for r in regions):
+        problems.append(f"{REGIONS} must be comma-separated region IDs such as cn-hangzhou")
+        regions = ()
+    if region and region not in regions:
+        regions = (region, *regions) if not env.get(REGIONS) else regions
+    event_key_pair = env.get(EVENT_KEY_PAIR_NAME) or None
+    if event_key_pair and not KEY_PAIR_NAME.fullmatch(event_key_pair):
+        problems.append(f"{EVENT_KEY_PAIR_NAME} is not a key pair name")
+    return {"regions": regions, "event_key_pair_name": event_key_pair}
+
+
+def _snapshot_settings(env: Mapping, problems: list) -> dict:
+    """When an evidence snapshot is taken, and how long it is kept."""
+    snapshot = (env.get(SNAPSHOT) or "request").lower()
+    if snapshot not in ("request", "always", "never"):
+        problems.append(f"{SNAPSHOT} must be request, always or never")
+        snapshot = "always"  # the safe side, though Config.Invalid stops every request anyway
+    retention = _int(SNAPSHOT_RETENTION_DAYS, env.get(SNAPSHOT_RETENTION_DAYS), 30, 1, problems)
+    if retention > 65536:
+        problems.append(f"{SNAPSHOT_RETENTION_DAYS} must be from 1 to 65536")
+    return {"snapshot": snapshot, "snapshot_retention_days": retention}
+
+
+def _event_settings(env: Mapping, region: str | None, problems: list) -> dict:
     """Which events may start anything, from which accounts, and how a member account is
     reached (INTERFACE.md section 13.1)."""
     types = tuple(dict.fromkeys(t.strip() for t in (env.get(EVENT_TYPES) or "").split(",") if t.strip()))
@@ -363,7 +380,7 @@ def _event_settings(env: dict, region: str | None, problems: list) -> dict:
     sts = _endpoint(STS_ENDPOINT, env.get(STS_ENDPOINT), region and f"https://sts.{region}.aliyuncs.com", problems)
     return {"event_types": types or DEFAULT_EVENT_TYPES, "event_accounts": accounts, "account_id": own,
             "account_role": role, "sts_endpoint": sts}
-def _secret_settings(env: dict, region: str | None, problems: list) -> dict:
+def _secret_settings(env: Mapping, region: str | None, problems: list) -> dict:
     """The KMS settings of section 13.2, checked."""
     name = env.get(WEBHOOK_SECRET_NAME) or None
     if name and env.get(WEBHOOK_SECRET):

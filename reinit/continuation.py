@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from reinit.chunks import ALREADY_HANDED_OFF, Dispatcher, continuation_payload
 from reinit.config import Config
+from reinit.context import Context
 from reinit.ecs import Credentials, EcsCallError
 from reinit.idempotency import StoreUnavailable
 from reinit.request import Request
-from reinit.result import Context, Result
+from reinit.result import Result
 from reinit.retry import retryable_read
 from reinit.scrub import Scrubber
 from reinit.snapshot import continuation_task_id

@@ -83,6 +83,7 @@ class ReinitError(Exception):
         self.in_doubt = False  # may have run, and it could not be told: the record stays in doubt
         self.extra: dict = {}  # keys added to the notification (e.g. InstanceLeftStopped)
         self.reason: str | None = None  # for the log only, never for the caller
+        self.instance_moved = False  # the instance moved while it was stopped for this (stopping.moved)
 
 
 def rejected(code: str, message: str) -> ReinitError:

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from reinit.context import Context
 from reinit.ecs import PAGE
 from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
 from reinit.flow import carry_out, resolve_in_doubt
 from reinit.idempotency import at_most_once
 from reinit.pace import PacedEcs, Paces
 from reinit.request import Request
-from reinit.result import Context, Result
+from reinit.result import Result
 from reinit.stopping import InstanceGroup, settle_instance
 
 WORKERS = 8

@@ -9,14 +9,15 @@ change is waited for in waits.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from reinit.config import Config
+from reinit.context import Context, ecs_failure
 from reinit.ecs import EcsCallError
 from reinit.errors import DRY_RUN, REJECTED, SUCCEEDED, ReinitError, failed, rejected
 from reinit.idempotency import StoreUnavailable, at_most_once
 from reinit.request import Request
-from reinit.result import Context, Result, ecs_failure
+from reinit.result import Result
 from reinit.retry import RetryQuota, retryable_write
 from reinit.snapshot import SnapshotPending, evidence_snapshot, mark_consumed
 from reinit.stopping import InstanceGroup, request_stop, settle_instance, wait_stopped
@@ -95,6 +96,19 @@ def run_single(ctx: Context, req: Request) -> Result:
     return settle_instance(ctx, group, disk.get("InstanceId") or None, result)
 
 
+@dataclass
+class _Wipe:
+    """How far one disk's wipe got: what a failure part-way must undo or report."""
+
+    accepted: bool = False  # ECS accepted ReInitDisk (or may have)
+    held: bool = False  # a start was held back for a later disk of the instance
+    marked: str | None = None  # the wipe mark's value before this invocation wrote its own
+    auto_start: bool | None = None
+    snapshot_id: str | None = None
+    request_id: str | None = None
+    waited: Waited = field(default_factory=Waited)
+
+
 def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, last: bool = True,
               group: InstanceGroup | None = None, continuable: bool = True) -> Result:
     """Guards, then (unless a dry run) stop, snapshot, ReInitDisk and wait. `last=False`
@@ -110,73 +124,99 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     if req.dry_run or ctx.config.dry_run:
         return Result(DRY_RUN, None, f"Dry run: disk {disk_id} passed every check; nothing was written.",
                       disk_id=disk_id, instance_id=instance_id)
-    accepted = held = False
-    marked = None  # the wipe mark's value before this invocation wrote its own
-    auto_start = None
-    snapshot_id = request_id = None
+    wipe = _Wipe()
+    try:
+        gated = _wipe(ctx, req, disk, instance, group, last, wipe)
+    except SnapshotPending as pending:  # nothing was written; the same snapshot is picked up later
+        return _pending(pending, disk_id, instance_id, group, continuable)
+    except ReinitError as err:
+        return _wipe_failed(ctx, err, wipe, disk_id, instance_id, group)
+    return gated if gated is not None else _wiped(ctx, req, wipe, disk_id, instance_id, group)
+
+
+def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: InstanceGroup, last: bool,
+          wipe: _Wipe) -> Result | None:
+    """Stop, (approval,) snapshot, look again, mark, ReInitDisk, (wait): each step noted in
+    `wipe`. A Result only where the approval gate holds the wipe for a person."""
+    disk_id, instance_id = disk["DiskId"], disk.get("InstanceId") or None
     group.since = group.since or instance.get("StartTime")
     # The look this was planned on is stale where time passes before the write: a stop, a
     # snapshot, or a batch (whose one selection is only a plan).
     stale = instance["Status"] != "Stopped" or bool(req.snapshot) or bool(group.members)
-    try:
-        if instance["Status"] != "Stopped":
-            asked = request_stop(ctx, instance)
-            group.stopped_by_us = asked or group.stopped_by_us
-            wait_stopped(ctx, instance_id, asked)
-            instance["Status"] = "Stopped"
-        if ctx.gate is not None:  # section 13.3: contained (and preserved); the wipe waits for a person
-            return ctx.gate(ctx, req, disk, instance, group, last)
-        if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
-            snapshot_id = keep_evidence(ctx, disk_id, instance_id)
-        seen = look_again(ctx, disk, group) if stale else disk
-        auto_start, held = start_after(req, group, last)
-        group.auto_start = auto_start
-        note_writing(ctx, group)
-        marked = mark_wipe(ctx, seen, group)
-        request_id = reinit_safely(ctx, req, disk_id, instance_id, auto_start, group.since)
-        accepted = True
-        if snapshot_id:
-            mark_consumed(ctx, snapshot_id)  # a later request with the same key keeps fresh evidence
-        group.start_handed_to_ecs = group.start_handed_to_ecs or bool(auto_start)
-        group.left_stopped = group.left_stopped or (last and auto_start is False)
-        waited = wait_for_completion(ctx, disk_id, instance_id if auto_start else None, request_id) if req.wait \
-            else Waited()
-        if waited.unstarted:  # not started after all: the function starts what it stopped (settle_instance)
-            group.start_handed_to_ecs = False
-        if req.wait:
-            group.fresh.clear()  # time passed: the next disk of the group is looked at again
-    except SnapshotPending as pending:  # nothing was written; the same snapshot is picked up later
-        err = pending.as_error()
-        result = Result.from_error(err, disk_id, instance_id)
-        result.snapshot_id = pending.snapshot_id
-        if continuable:
-            result.extra["SnapshotPending"] = True
-            group.left_stopped = True  # the instance stays contained until the wipe is done
-        return result
-    except ReinitError as err:
-        if getattr(err, "instance_moved", False):
-            group.stopped_by_us = False
-        result = Result.from_error(err, disk_id, instance_id)
-        result.may_have_run = result.may_have_run or accepted
-        if marked is not None and not result.may_have_run:
-            clear_mark(ctx, disk_id, marked)  # ReInitDisk certainly did not run: no doubt to leave behind
-        if accepted and not result.in_doubt:
-            # ReInitDisk ran: whatever failed after it (a look during the wait), repeating the
-            # request would wipe again what the instance writes from now on.
-            result.retryable = False
-            result.ecs_request_id = result.ecs_request_id or request_id
-            result.message += f" ReInitDisk itself was accepted (request {request_id}); do not send it again."
-        result.snapshot_id = snapshot_id or getattr(err, "snapshot_id", None)
-        if result.in_doubt:
-            group.in_doubt(disk_id)
-        if held and accepted:
-            result.message += kept_stopped(instance_id, group)
-            result.extra["InstanceLeftStopped"] = instance_id
-        return result
+    if instance["Status"] != "Stopped":
+        asked = request_stop(ctx, instance)
+        group.stopped_by_us = asked or group.stopped_by_us
+        wait_stopped(ctx, instance_id, asked)
+        instance["Status"] = "Stopped"
+    if ctx.gate is not None:  # section 13.3: contained (and preserved); the wipe waits for a person
+        return ctx.gate(ctx, req, disk, instance, group, last)
+    if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
+        wipe.snapshot_id = keep_evidence(ctx, disk_id, instance_id)
+    seen = look_again(ctx, disk, group) if stale else disk
+    wipe.auto_start, wipe.held = start_after(req, group, last)
+    group.auto_start = wipe.auto_start
+    note_writing(ctx, group)
+    wipe.marked = mark_wipe(ctx, seen, group)
+    wipe.request_id = reinit_safely(ctx, req, disk_id, instance_id, wipe.auto_start, group.since)
+    wipe.accepted = True
+    if wipe.snapshot_id:
+        mark_consumed(ctx, wipe.snapshot_id)  # a later request with the same key keeps fresh evidence
+    group.start_handed_to_ecs = group.start_handed_to_ecs or bool(wipe.auto_start)
+    group.left_stopped = group.left_stopped or (last and wipe.auto_start is False)
+    if req.wait:
+        started = instance_id if wipe.auto_start else None
+        wipe.waited = wait_for_completion(ctx, disk_id, started, wipe.request_id)
+    if wipe.waited.unstarted:  # not started after all: the function starts what it stopped (settle_instance)
+        group.start_handed_to_ecs = False
+    if req.wait:
+        group.fresh.clear()  # time passed: the next disk of the group is looked at again
+    return None
+
+
+def _pending(pending: SnapshotPending, disk_id: str, instance_id: str | None, group: InstanceGroup,
+             continuable: bool) -> Result:
+    """The evidence snapshot outlasts the invocation: nothing was written."""
+    result = Result.from_error(pending.as_error(), disk_id, instance_id)
+    result.snapshot_id = pending.snapshot_id
+    if continuable:
+        result.extra["SnapshotPending"] = True
+        group.left_stopped = True  # the instance stays contained until the wipe is done
+    return result
+
+
+def _wipe_failed(ctx: Context, err: ReinitError, wipe: _Wipe, disk_id: str, instance_id: str | None,
+                 group: InstanceGroup) -> Result:
+    """A failure part-way: undo the wipe mark where ReInitDisk certainly did not run, and
+    never call retryable what ran."""
+    if getattr(err, "instance_moved", False):
+        group.stopped_by_us = False
+    result = Result.from_error(err, disk_id, instance_id)
+    result.may_have_run = result.may_have_run or wipe.accepted
+    if wipe.marked is not None and not result.may_have_run:
+        clear_mark(ctx, disk_id, wipe.marked)  # ReInitDisk certainly did not run: no doubt to leave behind
+    if wipe.accepted and not result.in_doubt:
+        # ReInitDisk ran: whatever failed after it (a look during the wait), repeating the
+        # request would wipe again what the instance writes from now on.
+        result.retryable = False
+        result.ecs_request_id = result.ecs_request_id or wipe.request_id
+        result.message += f" ReInitDisk itself was accepted (request {wipe.request_id}); do not send it again."
+    result.snapshot_id = wipe.snapshot_id or getattr(err, "snapshot_id", None)
+    if result.in_doubt:
+        group.in_doubt(disk_id)
+    if wipe.held and wipe.accepted:
+        result.message += kept_stopped(instance_id, group)
+        result.extra["InstanceLeftStopped"] = instance_id
+    return result
+
+
+def _wiped(ctx: Context, req: Request, wipe: _Wipe, disk_id: str, instance_id: str | None,
+           group: InstanceGroup) -> Result:
+    """ReInitDisk accepted (and, where asked, finished): the Result says what comes next."""
+    waited, auto_start, snapshot_id = wipe.waited, wipe.auto_start, wipe.snapshot_id
     done = f"ReInitDisk finished for disk {disk_id}{waited.how}." if req.wait else f"ECS accepted ReInitDisk for disk {disk_id}."
     kept = f" Evidence snapshot {snapshot_id} was accomplished first." if snapshot_id else ""
     started, extra = "", {}
-    if held:
+    if wipe.held:
         started, extra = kept_stopped(instance_id, group), {"InstanceLeftStopped": instance_id}
     elif auto_start and waited.unstarted:
         # `how` says so; settle_instance starts it where the function stopped it.
@@ -189,7 +229,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     elif auto_start:
         started = " The instance is being started again."
     return Result(SUCCEEDED, None, done + kept + started, disk_id=disk_id, instance_id=instance_id,
-                  ecs_request_id=request_id, may_have_run=True, snapshot_id=snapshot_id, extra=extra)
+                  ecs_request_id=wipe.request_id, may_have_run=True, snapshot_id=snapshot_id, extra=extra)
 
 
 def start_after(req: Request, group: InstanceGroup, last: bool) -> tuple[bool | None, bool]:

@@ -165,28 +165,10 @@ def refuse_event_credentials(fields: dict) -> None:
 
 
 def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
-    if trigger == EVENTBRIDGE:
-        refuse_event_credentials(fields)
-        # Another service's document: unknown fields are ignored, and so are the batch
-        # forms, so that no event can widen an incident wipe to a fleet.
-        fields = {k: v for k, v in fields.items() if k in KNOWN and k not in (*BATCH_FIELDS, *INTERNAL_FIELDS, *CHUNK_FIELDS)}
-    else:
-        unknown = sorted(k for k in fields if k not in KNOWN)
-        if unknown:
-            name = shown(unknown[0])
-            raise rejected("InvalidParameter.Unknown", f"Unknown field {name!s}; field names are case-sensitive.")
-
-    # section 11, "Values": null is a wrong type, except that a null DiskId is a missing one.
-    if "DiskId" in fields and fields["DiskId"] is None:
-        raise rejected("MissingParameter.DiskId", "DiskId is null.")
-    for name in ("InstanceId", *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS):
-        if name in fields and fields[name] is None:
-            raise rejected("InvalidParameter.Type", f"{name} must not be null.")
-    if disk_id is not None and not isinstance(disk_id, str):
-        raise rejected("InvalidParameter.Type", "DiskId must be a string.")
-    if instance_id is not None and not isinstance(instance_id, str):
-        raise rejected("InvalidParameter.Type", "InstanceId must be a string.")
-
+    """The rules in the order a refusal is chosen: names, nulls and types, then how the
+    fields combine, then each value's own format."""
+    fields = _known_fields(fields, trigger)
+    _no_nulls(fields, disk_id, instance_id)
     strings = {name: _string(name, fields[name]) for name in STRING_FIELDS if name in fields}
     bools = {name: _bool(name, fields[name]) for name in BOOL_FIELDS if name in fields}
     disk_ids = _disk_ids(fields["DiskIds"]) if "DiskIds" in fields else None
@@ -198,70 +180,19 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
     if max_errors is not None and (isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1):
         raise rejected("InvalidParameter.Type", "MaxErrors must be a whole number of at least 1.")
 
-    batch = disk_ids is not None or tags is not None
-    if disk_id is None and instance_id is None and not batch:
-        raise rejected("MissingParameter.DiskId", "Name a disk: DiskId, InstanceId, DiskIds or Tags.")
-    if disk_id is not None and batch:
-        raise rejected("InvalidParameter.Conflict", "DiskId cannot be combined with DiskIds or Tags.")
-    if instance_id is not None and batch:
-        raise rejected("InvalidParameter.Conflict", "InstanceId cannot be combined with DiskIds or Tags.")
-    if disk_ids is not None and tags is not None:
-        raise rejected("InvalidParameter.Conflict", "DiskIds and Tags cannot be combined.")
-    if "DiskType" in fields and tags is None:
-        raise rejected("InvalidParameter.Conflict", "DiskType goes with Tags only.")
-    if max_errors is not None and not batch:
-        raise rejected("InvalidParameter.Conflict", "MaxErrors goes with DiskIds or Tags only.")
-    chunk_fields = [name for name in ("BatchId", "Chunk", "Chunks") if name in fields]
-    if chunk_fields:
-        if len(chunk_fields) != 3 or disk_ids is None:
-            raise rejected("InvalidParameter.Conflict", "BatchId, Chunk and Chunks go together, with DiskIds.")
-        if not isinstance(fields["BatchId"], str) or not BATCH_ID.fullmatch(fields["BatchId"]):
-            raise rejected("InvalidParameter.Type", "BatchId must look like b- followed by 16 hex digits.")
-        for name in ("Chunk", "Chunks"):
-            if isinstance(fields[name], bool) or not isinstance(fields[name], int) or fields[name] < 0:
-                raise rejected("InvalidParameter.Type", f"{name} must be a whole number.")
-        if fields["Chunk"] >= fields["Chunks"]:
-            raise rejected("InvalidParameter.Type", "Chunk must be less than Chunks.")
+    _selectors(fields, disk_id, instance_id, disk_ids, tags, max_errors)
+    _batch_chunk(fields, disk_ids)
     _chunk_fields(fields)
-    if "Continuation" in fields:
-        hop = fields["Continuation"]
-        if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= 1000:
-            raise rejected("InvalidParameter.Type", "Continuation must be a whole number from 1 to 1000.")
-        if disk_id is None or "ClientToken" not in strings or fields.get("Snapshot") is not True:
-            raise rejected("InvalidParameter.Conflict", "Continuation goes with DiskId, ClientToken and Snapshot.")
-    if "Password" in strings and "KeyPairName" in strings:
-        raise rejected("InvalidParameter.Conflict", "Password and KeyPairName cannot be combined.")
-    if "PasswordSecretName" in strings and ("Password" in strings or "KeyPairName" in strings):
-        raise rejected("InvalidParameter.Conflict", "PasswordSecretName cannot be combined with Password or KeyPairName.")
-    if "PasswordSecretName" in strings and not SECRET_NAME.fullmatch(strings["PasswordSecretName"]):
-        raise rejected("InvalidParameter.Type", "PasswordSecretName must be a KMS secret name (1 to 192 letters, "
-                       "digits and _/+=.@-) or a secret's ARN.")
-
-    if disk_id is not None and not DISK_ID.fullmatch(disk_id):
-        raise rejected("InvalidDiskId.Malformed", "DiskId must look like d- followed by 8 to 32 lower-case letters or digits.")
-    if instance_id is not None and not INSTANCE_ID.fullmatch(instance_id):
-        raise rejected("InvalidInstanceId.Malformed", "InstanceId must look like i- followed by 8 to 32 lower-case letters or digits.")
-    if "Password" in strings and (problem := password_problem(strings["Password"])):
-        raise rejected("InvalidPassword.Malformed", problem)
-    if "KeyPairName" in strings and not KEY_PAIR_NAME.fullmatch(strings["KeyPairName"]):
-        raise rejected("InvalidKeyPairName.Malformed",
-                       "KeyPairName must be 2 to 128 characters, start with a letter, and use letters, digits, '.', '_', '-' or ':'.")
-    if "RegionId" in strings and not REGION_ID.fullmatch(strings["RegionId"]):
-        raise rejected("InvalidParameter.Type", "RegionId must be a region ID such as cn-hangzhou.")
-    if "ClientToken" in strings and not CLIENT_TOKEN.fullmatch(strings["ClientToken"]):
-        raise rejected("InvalidParameter.Type", "ClientToken must be 1 to 64 printable ASCII characters.")
-    ses = strings.get("SecurityEnhancementStrategy")
-    if ses is not None and ses not in ("Active", "Deactive"):
-        raise rejected("InvalidSecurityEnhancementStrategy.ValueNotSupported",
-                       "SecurityEnhancementStrategy must be Active or Deactive.")
-
+    _continuation(fields, disk_id, strings)
+    _credentials(strings)
+    _formats(disk_id, instance_id, strings)
     return Request(
         disk_id=disk_id,
         instance_id=instance_id,
         password=Password(strings["Password"]) if "Password" in strings else None,
         key_pair_name=strings.get("KeyPairName"),
         auto_start=bools.get("AutoStartInstance"),
-        security_enhancement_strategy=ses,
+        security_enhancement_strategy=strings.get("SecurityEnhancementStrategy"),
         dry_run=bools.get("DryRun", False),
         stop_instance=bools.get("StopInstance", False),
         wait=bools.get("WaitForCompletion", False),
@@ -280,6 +211,109 @@ def _parse(fields: dict, trigger: str, disk_id, instance_id) -> Request:
         hop=fields.get("Hop", 0),
         pace=fields.get("Pace"),
     )
+
+
+def _known_fields(fields: dict, trigger: str) -> dict:
+    """The fields this trigger may carry: an unknown name is refused, except in an event."""
+    if trigger == EVENTBRIDGE:
+        refuse_event_credentials(fields)
+        # Another service's document: unknown fields are ignored, and so are the batch
+        # forms, so that no event can widen an incident wipe to a fleet.
+        return {k: v for k, v in fields.items() if k in KNOWN and k not in (*BATCH_FIELDS, *INTERNAL_FIELDS, *CHUNK_FIELDS)}
+    unknown = sorted(k for k in fields if k not in KNOWN)
+    if unknown:
+        name = shown(unknown[0])
+        raise rejected("InvalidParameter.Unknown", f"Unknown field {name!s}; field names are case-sensitive.")
+    return fields
+
+
+def _no_nulls(fields: dict, disk_id, instance_id) -> None:
+    """Section 11, "Values": null is a wrong type, except that a null DiskId is a missing one."""
+    if "DiskId" in fields and fields["DiskId"] is None:
+        raise rejected("MissingParameter.DiskId", "DiskId is null.")
+    for name in ("InstanceId", *STRING_FIELDS, *BOOL_FIELDS, *BATCH_FIELDS):
+        if name in fields and fields[name] is None:
+            raise rejected("InvalidParameter.Type", f"{name} must not be null.")
+    if disk_id is not None and not isinstance(disk_id, str):
+        raise rejected("InvalidParameter.Type", "DiskId must be a string.")
+    if instance_id is not None and not isinstance(instance_id, str):
+        raise rejected("InvalidParameter.Type", "InstanceId must be a string.")
+
+
+def _selectors(fields: dict, disk_id, instance_id, disk_ids, tags, max_errors) -> None:
+    """One way of naming disks: a disk, an instance, a list or tags, and what goes with each."""
+    batch = disk_ids is not None or tags is not None
+    if disk_id is None and instance_id is None and not batch:
+        raise rejected("MissingParameter.DiskId", "Name a disk: DiskId, InstanceId, DiskIds or Tags.")
+    if disk_id is not None and batch:
+        raise rejected("InvalidParameter.Conflict", "DiskId cannot be combined with DiskIds or Tags.")
+    if instance_id is not None and batch:
+        raise rejected("InvalidParameter.Conflict", "InstanceId cannot be combined with DiskIds or Tags.")
+    if disk_ids is not None and tags is not None:
+        raise rejected("InvalidParameter.Conflict", "DiskIds and Tags cannot be combined.")
+    if "DiskType" in fields and tags is None:
+        raise rejected("InvalidParameter.Conflict", "DiskType goes with Tags only.")
+    if max_errors is not None and not batch:
+        raise rejected("InvalidParameter.Conflict", "MaxErrors goes with DiskIds or Tags only.")
+
+
+def _batch_chunk(fields: dict, disk_ids) -> None:
+    """BatchId, Chunk and Chunks: all three or none, on a DiskIds request (chunks.py)."""
+    chunk_fields = [name for name in ("BatchId", "Chunk", "Chunks") if name in fields]
+    if not chunk_fields:
+        return
+    if len(chunk_fields) != 3 or disk_ids is None:
+        raise rejected("InvalidParameter.Conflict", "BatchId, Chunk and Chunks go together, with DiskIds.")
+    if not isinstance(fields["BatchId"], str) or not BATCH_ID.fullmatch(fields["BatchId"]):
+        raise rejected("InvalidParameter.Type", "BatchId must look like b- followed by 16 hex digits.")
+    for name in ("Chunk", "Chunks"):
+        if isinstance(fields[name], bool) or not isinstance(fields[name], int) or fields[name] < 0:
+            raise rejected("InvalidParameter.Type", f"{name} must be a whole number.")
+    if fields["Chunk"] >= fields["Chunks"]:
+        raise rejected("InvalidParameter.Type", "Chunk must be less than Chunks.")
+
+
+def _continuation(fields: dict, disk_id, strings: dict) -> None:
+    """Continuation: set by the function on an evidence-snapshot continuation only."""
+    if "Continuation" not in fields:
+        return
+    hop = fields["Continuation"]
+    if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= 1000:
+        raise rejected("InvalidParameter.Type", "Continuation must be a whole number from 1 to 1000.")
+    if disk_id is None or "ClientToken" not in strings or fields.get("Snapshot") is not True:
+        raise rejected("InvalidParameter.Conflict", "Continuation goes with DiskId, ClientToken and Snapshot.")
+
+
+def _credentials(strings: dict) -> None:
+    """At most one of Password, KeyPairName and PasswordSecretName."""
+    if "Password" in strings and "KeyPairName" in strings:
+        raise rejected("InvalidParameter.Conflict", "Password and KeyPairName cannot be combined.")
+    if "PasswordSecretName" in strings and ("Password" in strings or "KeyPairName" in strings):
+        raise rejected("InvalidParameter.Conflict", "PasswordSecretName cannot be combined with Password or KeyPairName.")
+    if "PasswordSecretName" in strings and not SECRET_NAME.fullmatch(strings["PasswordSecretName"]):
+        raise rejected("InvalidParameter.Type", "PasswordSecretName must be a KMS secret name (1 to 192 letters, "
+                       "digits and _/+=.@-) or a secret's ARN.")
+
+
+def _formats(disk_id, instance_id, strings: dict) -> None:
+    """Each value's own format, as the ReInitDisk page gives it."""
+    if disk_id is not None and not DISK_ID.fullmatch(disk_id):
+        raise rejected("InvalidDiskId.Malformed", "DiskId must look like d- followed by 8 to 32 lower-case letters or digits.")
+    if instance_id is not None and not INSTANCE_ID.fullmatch(instance_id):
+        raise rejected("InvalidInstanceId.Malformed", "InstanceId must look like i- followed by 8 to 32 lower-case letters or digits.")
+    if "Password" in strings and (problem := password_problem(strings["Password"])):
+        raise rejected("InvalidPassword.Malformed", problem)
+    if "KeyPairName" in strings and not KEY_PAIR_NAME.fullmatch(strings["KeyPairName"]):
+        raise rejected("InvalidKeyPairName.Malformed",
+                       "KeyPairName must be 2 to 128 characters, start with a letter, and use letters, digits, '.', '_', '-' or ':'.")
+    if "RegionId" in strings and not REGION_ID.fullmatch(strings["RegionId"]):
+        raise rejected("InvalidParameter.Type", "RegionId must be a region ID such as cn-hangzhou.")
+    if "ClientToken" in strings and not CLIENT_TOKEN.fullmatch(strings["ClientToken"]):
+        raise rejected("InvalidParameter.Type", "ClientToken must be 1 to 64 printable ASCII characters.")
+    ses = strings.get("SecurityEnhancementStrategy")
+    if ses is not None and ses not in ("Active", "Deactive"):
+        raise rejected("InvalidSecurityEnhancementStrategy.ValueNotSupported",
+                       "SecurityEnhancementStrategy must be Active or Deactive.")
 
 
 def _chunk_fields(fields: dict) -> None:

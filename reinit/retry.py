@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reinit.ecs import EcsCallError
 from reinit.errors import TRANSIENT_ECS_CODES
@@ -75,13 +76,13 @@ class Retrier:
     random: Callable[[], float]
     deadline: float  # on `clock`; no retry is started that would end after it
     max_attempts: int = 6
-    on_retry: Callable[[Exception], None] | None = None
+    on_retry: Callable[[Any], None] | None = None  # given the error retried (an EcsCallError, a PublishError)
     quota: RetryQuota | None = None
     errors: tuple[type[Exception], ...] = (EcsCallError,)  # what a call may fail with
     base: float = 0.5
     cap: float = 8.0
 
-    def call(self, fn: Callable[[], object], retry_if: Callable[[Exception], bool] = retryable_read):
+    def call(self, fn: Callable[[], object], retry_if: Callable[[Any], bool] = retryable_read):
         attempt, spent = 0, 0
         while True:
             began = self.clock()

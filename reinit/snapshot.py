@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 
+from reinit.context import Context
 from reinit.ecs import EcsCallError
 from reinit.errors import FAILED, ReinitError
-from reinit.result import Context
 
 # Tag keys: up to 128 characters, not starting with aliyun or acs: (CreateSnapshot, Tag.N.Key).
 EVENT_TAG = "reinit:event"

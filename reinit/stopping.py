@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reinit.context import Context, ecs_failure
 from reinit.ecs import EcsCallError
 from reinit.errors import ReinitError, failed
-from reinit.result import Context, Result, ecs_failure
+from reinit.result import Result
 from reinit.retry import retryable_write
 from reinit.waits import SETTLE_LOOKS, SETTLE_SECONDS, instance_status, poll
 

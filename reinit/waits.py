@@ -6,10 +6,10 @@ not seen is inferred only from signs ECS gives, and the Message says so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from reinit.context import Context
 from reinit.errors import ReinitError, failed
-from reinit.result import Context
 
 # A completion wait that never sees ReIniting infers the end once the disk has stayed
 # In_use this long after ECS accepted the call, over at least SETTLE_LOOKS looks: ECS
@@ -60,7 +60,7 @@ def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None
     another caller's, without AutoStartInstance), which is said rather than waited for to
     the deadline."""
     accepted_at = ctx.clock()
-    state = {"seen": False, "looks": 0, "how": ""}
+    state: dict[str, Any] = {"seen": False, "looks": 0, "how": ""}
 
     def disk_done() -> bool:
         status = disk_status(ctx, disk_id)
@@ -86,7 +86,8 @@ def wait_for_completion(ctx: Context, disk_id: str, started_instance: str | None
     poll(ctx, f"disk {disk_id} to finish reinitializing", disk_done, request_id)
     if not started_instance:
         return Waited(state["how"])
-    done_at, start = ctx.clock(), {"looks": 0, "unstarted": False}
+    done_at = ctx.clock()
+    start: dict[str, Any] = {"looks": 0, "unstarted": False}
 
     def instance_started() -> bool:
         status = instance_status(ctx, started_instance)

@@ -15,9 +15,9 @@ from emulator.clock import ManualClock
 from emulator.server import Emulator
 from reinit.clients import ClientCache
 from reinit.config import ecs_endpoint_for, load_config
+from reinit.context import Context
 from reinit.ecs import Credentials, EcsApi, EcsCallError
 from reinit.log import Log
-from reinit.result import Context
 from reinit.snapshot import evidence_snapshot
 from tests.conftest import AK, LINUX_IMAGE, REGION, SECRET, TOKEN, base_seed, disk_id, instance_id
 from tests.test_emulator import error_of

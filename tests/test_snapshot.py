@@ -11,10 +11,10 @@ import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 
 from reinit.config import load_config
+from reinit.context import Context
 from reinit.ecs import Credentials, EcsApi
 from reinit.errors import ReinitError
 from reinit.log import Log
-from reinit.result import Context
 from reinit.snapshot import (
     DISK_TAG,
     EVENT_TAG,
