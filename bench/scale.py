@@ -151,12 +151,34 @@ EVENT = {"triggerTime": "2026-11-26T02:00:00Z", "triggerName": "bench",
          "payload": json.dumps({"Tags": [{"Key": "fleet", "Value": "bench"}]})}
 
 
+RUNNING: dict = {}  # the run under way, for the progress line
+
+
+def progress(every: float) -> None:
+    """A line to stderr every `every` real seconds: how far the run under way has come.
+    Started before any run's clock, so the clock does not wait for it (bench/vclock.py)."""
+    import sys
+    import time
+
+    def report():
+        while True:
+            time.sleep(every)
+            run = dict(RUNNING)
+            if run:
+                done = sum(1 for _, action, ok in list(run["cloud"].log) if ok and action == ACTION)
+                print(f"  [{run['name']}, N = {run['n']}: virtual {run['clock'].now() - run['start']:.0f} s, "
+                      f"{done} ReInitDisk done]", file=sys.stderr, flush=True)
+
+    threading.Thread(target=report, name="bench-progress", daemon=True).start()
+
+
 def run_scale(limiter: Limiter, n: int, kill_every: int = 0, seed: int = 1) -> dict:
     """One fleet of n disks against one limiter: the parent, then every chunk FC runs."""
     clock = VirtualClock()
     patched = reinit.chunks.Dispatcher
     try:
         cloud = Cloud(clock, fleet_seed(n, "bench", {"reinit-allowed": "true", "fleet": "bench"}))
+        RUNNING.update(name=limiter.name, n=n, cloud=cloud, clock=clock, start=clock.now())
         start = clock.now()
         cloud.faults.set_quota(ACTION, limiter.kind, limiter.limit, limiter.window)
         if limiter.halve_at is not None:
@@ -168,6 +190,7 @@ def run_scale(limiter: Limiter, n: int, kill_every: int = 0, seed: int = 1) -> d
         fc.wait()
         wall = max([clock.now()] + [r["End"] for r in fc.records]) - start
     finally:
+        RUNNING.clear()
         reinit.chunks.Dispatcher = patched
         clock.close()
     return figures(limiter, n, cloud, fc, parent, wall, start)
@@ -274,6 +297,7 @@ def main_scale(limiters: list[Limiter], sizes: list[int], out: str, kill_every: 
     print(f"{'limiter':<20} {'N':>7} {'wall s':>8} {'ratio':>6} {'thr %':>6} {'calls':>7} {'minimum':>8} "
           f"{'over min':>8} {'chunks':>6} {'hand-offs':>9} {'kills':>5} {'peak':>4} {'once':>7} {'twice':>5}")
     results = []
+    progress(60.0)
     for n in sizes:
         for limiter in (big if big and n == max(sizes) and len(sizes) > 1 else limiters):
             r = run_scale(limiter, n, kill_every, seed)
