@@ -33,7 +33,7 @@ as a cross-check of the virtual clock (slow: use a small N).
 parent and its chunks side by side against the same limiters, at `--sizes` disks.
 
 Run: .venv/bin/python -m bench.fleet [--n 1000] [--limiters b5,...] [--paths pace,...] [--plot FILE.png]
-     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-every 4]
+     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-rows b20]
 """
 
 from __future__ import annotations
@@ -366,6 +366,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="10000,100000", help="--scale: fleet sizes")
     parser.add_argument("--kill-every", type=int, default=0, help="--scale: kill every k-th chunk invocation once")
     parser.add_argument("--big-limiters", default="b50", help="--scale: the limiters run at the largest size")
+    parser.add_argument("--kill-rows", default="", help="--scale: limiters run again at the smallest size with kills")
     args = parser.parse_args(argv)
     logging.getLogger("reinit").setLevel(logging.CRITICAL)
     if args.scale:
@@ -374,7 +375,8 @@ def main(argv=None) -> int:
         keys = args.limiters.split(",")
         return main_scale([LIMITERS[KEYS[k]] for k in keys], [int(n) for n in args.sizes.split(",")],
                           args.plot if args.plot != "bench/fleet-pace.png" else "docs/fleet-scale.png",
-                          args.kill_every, args.seed, [LIMITERS[KEYS[k]] for k in args.big_limiters.split(",")])
+                          args.kill_every, args.seed, [LIMITERS[KEYS[k]] for k in args.big_limiters.split(",")],
+                          [LIMITERS[KEYS[k]] for k in args.kill_rows.split(",") if k])
     limiters = [LIMITERS[KEYS[k]] for k in args.limiters.split(",")]
     paths = args.paths.split(",")
     print(f"N = {args.n}, {LATENCY * 1000:.0f} ms a call, {'real time, over HTTP' if args.wire else 'virtual time'}; ratio = wall / limit; "
