@@ -29,8 +29,10 @@ class Pacer:
       idle for IDLE seconds) lets one second's worth of calls go at once, as a full token
       bucket would: a batch's look-ups do not wait for the pace.
     - Cut: on Throttling, the rate becomes BETA times the rate ECS was measured to ADMIT
-      since the last cut (at least the last 2 s, at most the last 60 s): in a token bucket
-      that is the refill rate plus what the burst gave; over a fixed 60 s window it is
+      over the last LOOKBACK_MIN (2 s): in a token bucket or a short window that is the
+      refill rate plus what the burst gave, however long the pace climbed to it. If the
+      window then stays empty for 2 s (a long window), the rate becomes BETA times what
+      it admitted since the cut before (at most the last 60 s): over a fixed 60 s window
       the window's average, not the burst that emptied it. Calls sent before a cut do
       not cut again.
     - Hold: a Throttling answer to a call sent after the cut, with no success since, is
@@ -42,8 +44,9 @@ class Pacer:
     - Climb: back to the measured rate along a concave curve (a steep start, flat near
       it) over RECOVER_SECONDS or RECOVER_CALLS successes, whichever is longer; then
       probe above it, PROBE more a step, a step being at least STEP_SECONDS and
-      STEP_CALLS successes. Slow steps for a slow API keep Throttling to a few percent of
-      calls; the probe follows a quota that rises.
+      STEP_CALLS successes (side by side, after QUIET_SECONDS without Throttling, the
+      pace's share of STEP_CALLS). Slow steps for a slow API keep Throttling to a few
+      percent of calls; the probe follows a quota that rises.
     - A cap: the rate never climbs above twice the rate calls were really sent at, so an
       API used lightly does not build a rate its callers never tested.
     """
@@ -54,12 +57,14 @@ class Pacer:
     HOLD_FIRST, HOLD_MAX = 0.25, 4.0
     RECOVER_SECONDS, RECOVER_CALLS = 1.0, 20
     PROBE, STEP_SECONDS, STEP_CALLS = 0.05, 1.0, 20
+    QUIET_SECONDS = 20.0  # side by side, no Throttling for this long: steps wait for a share of STEP_CALLS
     CALM_SECONDS, CALM = 120.0, 6  # side by side: calm for this long, and this many steps, before steps grow
     IDLE = 10.0  # a gap this long between calls starts the measurements afresh
     PROBE_WAIT = 60.0  # real seconds a call waits for a probe's answer at most
 
     def __init__(self, clock, sleep, rate: float, floor: float = 0.5, share: float = 1.0):
         self.clock, self.sleep = clock, sleep
+        self.share = share
         self.shared = share < 1.0  # one of several invocations side by side (docs/fleet.md)
         self.start, self.floor = rate, min(floor, rate)
         self.rate = rate
@@ -76,6 +81,7 @@ class Pacer:
         self._cut_at = self._throttled_at = clock()
         self._ok_since_cut = False
         self._hold = 0.0
+        self._average: float | None = None  # admitted since the cut before the last one, per second
         self._since_cut = 0  # successes since the cut
         self._step, self._step_at, self._step_calls = 0, clock(), 0
         self._sent: deque[float] = deque()  # send times, the last second or so
@@ -164,6 +170,11 @@ class Pacer:
             if self._ok_since_cut or self.known is None:
                 self._cut(now)
             else:  # nothing got through since the cut: the window is empty, wait it out
+                if self._average is not None and now - self._cut_at >= self.LOOKBACK_MIN:
+                    # Empty for longer than a short window or a bucket ever is: a long window,
+                    # whose average, not the burst that emptied it, is the rate to come back to.
+                    self.known = max(self.floor, min(self.known, self._average))
+                    self.rate, self._average = max(self.floor, self.known * self.BETA), None
                 self._hold = self.HOLD_FIRST if self._hold == 0 else min(self.HOLD_MAX, 2 * self._hold)
                 self._next = now + self._hold  # slots given before it are void
                 self._credit = 0
@@ -182,7 +193,11 @@ class Pacer:
     def _cut(self, now: float) -> None:
         slow_start = self.known is None
         lookback = self.LOOKBACK_MIN if slow_start else min(self.LOOKBACK_MAX, max(self.LOOKBACK_MIN, now - self._cut_at))
-        admitted = self._admitted_rate(now, lookback)
+        # The rate admitted lately (LOOKBACK_MIN), not since the last cut: a pace that climbed
+        # for a minute (a chunk left alone) averaged the climb and cut to half what it reached.
+        # The average since the last cut is kept for a window found empty (see throttled).
+        admitted = self._admitted_rate(now, self.LOOKBACK_MIN)
+        self._average = self._admitted_rate(now, lookback) if not slow_start else None
         self.known = max(self.floor, min(self.rate, admitted) if admitted > 0 else self.rate * self.BETA)
         self.rate = max(self.floor, self.known * self.BETA)
         self.cuts += 1
@@ -218,9 +233,17 @@ class Pacer:
                 # Side by side and CALM_SECONDS without a Throttling: the others may have finished,
                 # and a chunk left alone at a small share must not creep up to the quota, so a
                 # step comes every few seconds however few its calls, and the steps grow.
-                calm = self.shared and now - max(self._cut_at, self._throttled_at) >= self.CALM_SECONDS
+                quiet = now - max(self._cut_at, self._throttled_at)
+                calm = self.shared and quiet >= self.CALM_SECONDS
+                # Side by side and QUIET_SECONDS without a Throttling, a step waits for this pace's
+                # share of STEP_CALLS: the chunks left climb as fast as one invocation would. Each
+                # counting 20 of its own, the last chunk of a batch, alone at a third of a 20/s
+                # quota, took a step every 3 s and a minute to reach it (under a fixed 1 s window,
+                # where a second under the quota is lost for good: 1.16 times the limit). Not at
+                # once: chunks racing for a 60 s window would race harder, and one would starve.
+                calls = self.STEP_CALLS * (self.share if quiet >= self.QUIET_SECONDS else 1.0)
                 waited = now - self._step_at
-                if waited >= self.STEP_SECONDS and (self._step_calls >= self.STEP_CALLS
+                if waited >= self.STEP_SECONDS and (self._step_calls >= calls
                                                     or (calm and waited >= 5 * self.STEP_SECONDS)):
                     self._step, self._step_at, self._step_calls = self._step + 1, now, 0
                 late = max(0, self._step - self.CALM) if calm else 0
