@@ -29,10 +29,8 @@ class Pacer:
       idle for IDLE seconds) lets one second's worth of calls go at once, as a full token
       bucket would: a batch's look-ups do not wait for the pace.
     - Cut: on Throttling, the rate becomes BETA times the rate ECS was measured to ADMIT
-      over the last LOOKBACK_MIN (2 s): in a token bucket or a short window that is the
-      refill rate plus what the burst gave, however long the pace climbed to it. If the
-      window then stays empty for 2 s (a long window), the rate becomes BETA times what
-      it admitted since the cut before (at most the last 60 s): over a fixed 60 s window
+      since the last cut (at least the last 2 s, at most the last 60 s): in a token bucket
+      that is the refill rate plus what the burst gave; over a fixed 60 s window it is
       the window's average, not the burst that emptied it. Calls sent before a cut do
       not cut again.
     - Hold: a Throttling answer to a call sent after the cut, with no success since, is
@@ -81,7 +79,6 @@ class Pacer:
         self._cut_at = self._throttled_at = clock()
         self._ok_since_cut = False
         self._hold = 0.0
-        self._average: float | None = None  # admitted since the cut before the last one, per second
         self._since_cut = 0  # successes since the cut
         self._step, self._step_at, self._step_calls = 0, clock(), 0
         self._sent: deque[float] = deque()  # send times, the last second or so
@@ -170,11 +167,6 @@ class Pacer:
             if self._ok_since_cut or self.known is None:
                 self._cut(now)
             else:  # nothing got through since the cut: the window is empty, wait it out
-                if self._average is not None and now - self._cut_at >= self.LOOKBACK_MIN:
-                    # Empty for longer than a short window or a bucket ever is: a long window,
-                    # whose average, not the burst that emptied it, is the rate to come back to.
-                    self.known = max(self.floor, min(self.known, self._average))
-                    self.rate, self._average = max(self.floor, self.known * self.BETA), None
                 self._hold = self.HOLD_FIRST if self._hold == 0 else min(self.HOLD_MAX, 2 * self._hold)
                 self._next = now + self._hold  # slots given before it are void
                 self._credit = 0
@@ -193,11 +185,7 @@ class Pacer:
     def _cut(self, now: float) -> None:
         slow_start = self.known is None
         lookback = self.LOOKBACK_MIN if slow_start else min(self.LOOKBACK_MAX, max(self.LOOKBACK_MIN, now - self._cut_at))
-        # The rate admitted lately (LOOKBACK_MIN), not since the last cut: a pace that climbed
-        # for a minute (a chunk left alone) averaged the climb and cut to half what it reached.
-        # The average since the last cut is kept for a window found empty (see throttled).
-        admitted = self._admitted_rate(now, self.LOOKBACK_MIN)
-        self._average = self._admitted_rate(now, lookback) if not slow_start else None
+        admitted = self._admitted_rate(now, lookback)
         self.known = max(self.floor, min(self.rate, admitted) if admitted > 0 else self.rate * self.BETA)
         self.rate = max(self.floor, self.known * self.BETA)
         self.cuts += 1

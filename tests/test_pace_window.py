@@ -5,9 +5,8 @@ as one invocation would. A fake clock throughout (ManualClock): nothing sleeps f
 Found by the scale bench: against a fixed 1 s window of 20 calls, 10,000 disks in three
 chunks took 1.10 to 1.16 times the limit, most of it at the end, where the last chunk,
 alone at its share of the quota, waited for 20 successes of its own before each 5% step
-(a step every 3 s, where one invocation at the quota takes one every second), and at the
-first Throttling cut to 90% of the average of its whole climb. Under a fixed window a
-second spent under the quota is lost for good.
+(a step every 3 s, where one invocation at the quota takes one every second). Under a
+fixed window a second spent under the quota is lost for good.
 """
 
 from __future__ import annotations
@@ -62,28 +61,9 @@ def test_a_chunk_side_by_side_still_takes_a_step_a_second_at_most():
     assert pacer.rate <= rate * (1 + pacer.PROBE) ** (steps + 1)
 
 
-def test_a_pace_that_climbed_to_the_quota_cuts_from_what_it_reached_not_from_the_climb():
-    """Left alone, a chunk climbs from its share to the quota over some seconds; at the first
-    Throttling it must come back to about the quota, not to the average of the climb (the
-    rate admitted since its last cut: a deep cut, and the climb again, at the end of the
-    batch when nothing else runs)."""
-    clock = ManualClock()
-    faults = Faults(clock)
-    faults.set_quota(ACTION, "window", QUOTA, window=1.0)
-    paces = Paces(clock.now, clock.advance, 10.0, 1 / 2)
-    paces.seed(ACTION, QUOTA / 2)  # its half, learned while another chunk ran
-    pacer = paces.get(ACTION)
-    start = clock.now()
-    while pacer.cuts == 0 and clock.now() - start < 120:
-        drive(pacer, faults, clock, 1)
-    assert pacer.cuts == 1 and clock.now() - start > 10  # it climbed for a while first
-    assert pacer.known >= 0.85 * QUOTA, pacer.known
-
-
 def test_a_long_window_found_empty_still_comes_back_to_its_average():
-    """The cut from the recent rate must not undo what a 60 s window needs: once the window
-    is found empty (Throttling for longer than a short window or a bucket lasts), the pace
-    comes back to the average it was admitted over the minute, not the burst."""
+    """A chunk's pace against a 60 s window still comes back to the average it was admitted
+    over the minute, not to the burst that emptied the window."""
     clock = ManualClock()
     faults = Faults(clock)
     start = clock.now()
