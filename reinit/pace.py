@@ -42,9 +42,8 @@ class Pacer:
     - Climb: back to the measured rate along a concave curve (a steep start, flat near
       it) over RECOVER_SECONDS or RECOVER_CALLS successes, whichever is longer; then
       probe above it, PROBE more a step, a step being at least STEP_SECONDS and
-      STEP_CALLS successes (side by side, after QUIET_SECONDS without Throttling, the
-      pace's share of STEP_CALLS). Slow steps for a slow API keep Throttling to a few
-      percent of calls; the probe follows a quota that rises.
+      STEP_CALLS successes. Slow steps for a slow API keep Throttling to a few percent of
+      calls; the probe follows a quota that rises.
     - A cap: the rate never climbs above twice the rate calls were really sent at, so an
       API used lightly does not build a rate its callers never tested.
     """
@@ -55,14 +54,12 @@ class Pacer:
     HOLD_FIRST, HOLD_MAX = 0.25, 4.0
     RECOVER_SECONDS, RECOVER_CALLS = 1.0, 20
     PROBE, STEP_SECONDS, STEP_CALLS = 0.05, 1.0, 20
-    QUIET_SECONDS = 20.0  # side by side, no Throttling for this long: steps wait for a share of STEP_CALLS
     CALM_SECONDS, CALM = 120.0, 6  # side by side: calm for this long, and this many steps, before steps grow
     IDLE = 10.0  # a gap this long between calls starts the measurements afresh
     PROBE_WAIT = 60.0  # real seconds a call waits for a probe's answer at most
 
     def __init__(self, clock, sleep, rate: float, floor: float = 0.5, share: float = 1.0):
         self.clock, self.sleep = clock, sleep
-        self.share = share
         self.shared = share < 1.0  # one of several invocations side by side (docs/fleet.md)
         self.start, self.floor = rate, min(floor, rate)
         self.rate = rate
@@ -221,17 +218,9 @@ class Pacer:
                 # Side by side and CALM_SECONDS without a Throttling: the others may have finished,
                 # and a chunk left alone at a small share must not creep up to the quota, so a
                 # step comes every few seconds however few its calls, and the steps grow.
-                quiet = now - max(self._cut_at, self._throttled_at)
-                calm = self.shared and quiet >= self.CALM_SECONDS
-                # Side by side and QUIET_SECONDS without a Throttling, a step waits for this pace's
-                # share of STEP_CALLS: the chunks left climb as fast as one invocation would. Each
-                # counting 20 of its own, the last chunk of a batch, alone at a third of a 20/s
-                # quota, took a step every 3 s and a minute to reach it (under a fixed 1 s window,
-                # where a second under the quota is lost for good: 1.16 times the limit). Not at
-                # once: chunks racing for a 60 s window would race harder, and one would starve.
-                calls = self.STEP_CALLS * (self.share if quiet >= self.QUIET_SECONDS else 1.0)
+                calm = self.shared and now - max(self._cut_at, self._throttled_at) >= self.CALM_SECONDS
                 waited = now - self._step_at
-                if waited >= self.STEP_SECONDS and (self._step_calls >= calls
+                if waited >= self.STEP_SECONDS and (self._step_calls >= self.STEP_CALLS
                                                     or (calm and waited >= 5 * self.STEP_SECONDS)):
                     self._step, self._step_at, self._step_calls = self._step + 1, now, 0
                 late = max(0, self._step - self.CALM) if calm else 0
