@@ -33,7 +33,7 @@ as a cross-check of the virtual clock (slow: use a small N).
 parent and its chunks side by side against the same limiters, at `--sizes` disks.
 
 Run: .venv/bin/python -m bench.fleet [--n 1000] [--limiters b5,...] [--paths pace,...] [--plot FILE.png]
-     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-every 4]
+     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-rows b20]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from types import SimpleNamespace
 from bench.common import CRED, fleet_seed
 from bench.vclock import VirtualClock
 from emulator.ecs import exceptions as ecs_exc
-from emulator.ecs.models import EcsBackend
+from emulator.ecs.models import EcsBackend, Instance, _tags_match
 from emulator.ecs.responses import EcsResponses
 from emulator.faults import Faults
 from reinit.app import App, InvocationFailed
@@ -100,6 +100,66 @@ LIMITERS = [
 KEYS = {"b5": 0, "b20": 1, "b50": 2, "w1": 3, "w60": 4, "half": 5}
 
 
+class IndexedBackend(EcsBackend):
+    """The emulator's ECS model with its two per-call scans indexed, for fleets of 100,000
+    disks: the model visits every resource on every call (fine for tests, quadratic here:
+    the 100,000-disk run spent its time in them). The answers are the same: `_settle`
+    visits only the resources with a status change pending, and DescribeDisks by DiskIds
+    and DescribeInstances by InstanceIds look the IDs up instead of scanning, in the
+    model's order."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self._due: dict[int, object] = {}  # id(resource) -> a resource with steps pending
+        self._rank: dict[str, int] = {}  # disk id -> its place in self.disks
+        self._places: dict[str, int] = {}  # instance id -> its place in self.instances
+
+    def _schedule(self, res, *steps) -> None:
+        super()._schedule(res, *steps)
+        self._due[id(res)] = res
+
+    def _settle(self) -> None:
+        now = self.clock.now()
+        for key, res in list(self._due.items()):
+            while res.pending and res.pending[0][0] <= now:
+                at, res.status = res.pending.pop(0)
+                if res.status == "Starting" and isinstance(res, Instance):
+                    res.started_at = at
+            if not res.pending:
+                del self._due[key]
+
+    def describe_disks(self, disk_ids=None, instance_id=None, disk_type=None, tags=None, region=None) -> list:
+        if disk_ids is None:
+            return super().describe_disks(disk_ids, instance_id, disk_type, tags, region)
+        with self.lock:
+            self._settle()
+            if len(self._rank) != len(self.disks):
+                self._rank = {disk_id: k for k, disk_id in enumerate(self.disks)}
+            found = []
+            for disk_id in sorted({d for d in disk_ids if d in self.disks}, key=self._rank.__getitem__):
+                disk = self.disks[disk_id]
+                if region is not None and disk.region != region:
+                    continue
+                if instance_id and disk.instance_id != instance_id:
+                    continue
+                if disk_type and disk_type != "all" and disk.type != disk_type:
+                    continue
+                if tags and not _tags_match(disk.tags, tags):
+                    continue
+                found.append(disk)
+            return found
+
+    def describe_instances(self, instance_ids=None, region=None) -> list:
+        if instance_ids is None:
+            return super().describe_instances(instance_ids, region)
+        with self.lock:
+            self._settle()
+            if len(self._places) != len(self.instances):
+                self._places = {instance_id: k for k, instance_id in enumerate(self.instances)}
+            wanted = sorted({i for i in instance_ids if i in self.instances}, key=self._places.__getitem__)
+            return [self.instances[i] for i in wanted if region is None or self.instances[i].region == region]
+
+
 @dataclass
 class Cloud:
     """The emulator's ECS model and quotas, called in-process on the virtual clock."""
@@ -109,7 +169,7 @@ class Cloud:
     log: list = field(default_factory=list)  # (time, action, ok)
 
     def __post_init__(self):
-        self.backend = EcsBackend(self.clock)
+        self.backend = IndexedBackend(self.clock)
         self.backend.seed(self.seed)
         self.responses = EcsResponses(self.backend)
         self.faults = Faults(self.clock)
@@ -306,6 +366,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="10000,100000", help="--scale: fleet sizes")
     parser.add_argument("--kill-every", type=int, default=0, help="--scale: kill every k-th chunk invocation once")
     parser.add_argument("--big-limiters", default="b50", help="--scale: the limiters run at the largest size")
+    parser.add_argument("--kill-rows", default="", help="--scale: limiters run again at the smallest size with kills")
     args = parser.parse_args(argv)
     logging.getLogger("reinit").setLevel(logging.CRITICAL)
     if args.scale:
@@ -314,7 +375,8 @@ def main(argv=None) -> int:
         keys = args.limiters.split(",")
         return main_scale([LIMITERS[KEYS[k]] for k in keys], [int(n) for n in args.sizes.split(",")],
                           args.plot if args.plot != "bench/fleet-pace.png" else "docs/fleet-scale.png",
-                          args.kill_every, args.seed, [LIMITERS[KEYS[k]] for k in args.big_limiters.split(",")])
+                          args.kill_every, args.seed, [LIMITERS[KEYS[k]] for k in args.big_limiters.split(",")],
+                          [LIMITERS[KEYS[k]] for k in args.kill_rows.split(",") if k])
     limiters = [LIMITERS[KEYS[k]] for k in args.limiters.split(",")]
     paths = args.paths.split(",")
     print(f"N = {args.n}, {LATENCY * 1000:.0f} ms a call, {'real time, over HTTP' if args.wire else 'virtual time'}; ratio = wall / limit; "

@@ -15,12 +15,15 @@ parent at N, and the largest chunk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
+import tempfile
 import threading
 import tracemalloc
 import uuid
+from collections import Counter
 from types import SimpleNamespace
 
 import reinit.chunks
@@ -49,7 +52,7 @@ class InProcessFc:
         self.idle: list[App] = []
         self.threads: list[threading.Thread] = []
         self.records: list[dict] = []
-        self.active = self.peak = self.instances = self.kills = 0
+        self.active = self.peak = self.instances = self.kills = self.started = 0
         self._lock = threading.Lock()
 
     def app(self, ecs_for=None) -> App:
@@ -85,7 +88,7 @@ class InProcessFc:
         with self._lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
-            number = len(self.records)
+            number, self.started = self.started, self.started + 1  # invocations started, not ended: they overlap
             kill = self.kill_every and attempt == 0 and number % self.kill_every == self.kill_every - 1
             app = self.idle.pop() if self.idle and not kill else None
         if app is None:
@@ -138,8 +141,8 @@ class InProcessFc:
                 thread.join()
 
 
-def environment(n: int) -> dict:
-    return {"REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": "http://127.0.0.1:9",
+def environment(n: int, store: str | None = None) -> dict:
+    return ({"REINIT_IDEMPOTENCY_URL": store} if store else {}) | {"REINIT_REGION": "cn-hangzhou", "REINIT_ECS_ENDPOINT": "http://127.0.0.1:9",
             "REINIT_MNS_ENDPOINT": "http://127.0.0.1:9", "REINIT_FC_ENDPOINT": "http://127.0.0.1:9",
             "REINIT_FUNCTION_NAME": "reinit", "REINIT_TOPIC": "reinit-results", "REINIT_MAX_DISKS": str(n),
             "FC_FUNCTION_TIMEOUT": str(TIMEOUT), "ALIBABA_CLOUD_ACCESS_KEY_ID": CRED["AccessKeyId"],
@@ -151,23 +154,47 @@ EVENT = {"triggerTime": "2026-11-26T02:00:00Z", "triggerName": "bench",
          "payload": json.dumps({"Tags": [{"Key": "fleet", "Value": "bench"}]})}
 
 
-def run_scale(limiter: Limiter, n: int, kill_every: int = 0, seed: int = 1) -> dict:
-    """One fleet of n disks against one limiter: the parent, then every chunk FC runs."""
+RUNNING: dict = {}  # the run under way, for the progress line
+
+
+def progress(every: float) -> None:
+    """A line to stderr every `every` real seconds: how far the run under way has come.
+    Started before any run's clock, so the clock does not wait for it (bench/vclock.py)."""
+    import sys
+    import time
+
+    def report():
+        while True:
+            time.sleep(every)
+            run = dict(RUNNING)
+            if run:
+                done = sum(1 for _, action, ok in list(run["cloud"].log) if ok and action == ACTION)
+                print(f"  [{run['name']}, N = {run['n']}: virtual {run['clock'].now() - run['start']:.0f} s, "
+                      f"{done} ReInitDisk done]", file=sys.stderr, flush=True)
+
+    threading.Thread(target=report, name="bench-progress", daemon=True).start()
+
+
+def run_scale(limiter: Limiter, n: int, kill_every: int = 0, seed: int = 1, store: str | None = None) -> dict:
+    """One fleet of n disks against one limiter: the parent, then every chunk FC runs.
+    `store`: the idempotency store's URL (redis://), where the run has one."""
     clock = VirtualClock()
     patched = reinit.chunks.Dispatcher
     try:
         cloud = Cloud(clock, fleet_seed(n, "bench", {"reinit-allowed": "true", "fleet": "bench"}))
+        RUNNING.update(name=limiter.name, n=n, cloud=cloud, clock=clock, start=clock.now())
         start = clock.now()
         cloud.faults.set_quota(ACTION, limiter.kind, limiter.limit, limiter.window)
         if limiter.halve_at is not None:
             cloud.faults.set_quota(ACTION, limiter.kind, limiter.limit / 2, limiter.window, at=start + limiter.halve_at)
-        fc = InProcessFc(clock, cloud, environment(n), kill_every, seed)
+        fc = InProcessFc(clock, cloud, environment(n, store), kill_every, seed)
         reinit.chunks.Dispatcher = fc
         parent = fc.app().handle(json.dumps(EVENT).encode(), SimpleNamespace(
             request_id="parent", credentials=None, function=SimpleNamespace(name="reinit", timeout=TIMEOUT)))
         fc.wait()
         wall = max([clock.now()] + [r["End"] for r in fc.records]) - start
     finally:
+        RUNNING.clear()
         reinit.chunks.Dispatcher = patched
         clock.close()
     return figures(limiter, n, cloud, fc, parent, wall, start)
@@ -180,12 +207,18 @@ def figures(limiter: Limiter, n: int, cloud: Cloud, fc: InProcessFc, parent: dic
     wiped = [d.reinit_count for d in cloud.backend.disks.values()]
     results = [r["Result"] for r in fc.records if isinstance(r.get("Result"), dict)]
     succeeded = sum(r.get("Counts", {}).get("Succeeded", 0) for r in results)
+    # Where each disk ended: the chunk summaries (a killed attempt publishes none) name every
+    # disk they decided; a disk is decided when it is in one, and must be in one only.
+    named = Counter(item["DiskId"] for r in results for item in r.get("Results", []) if item.get("DiskId"))
+    outcomes = Counter(item["Outcome"] for r in results for item in r.get("Results", []))
     hops = sum(1 for r in fc.records if r["Payload"].get("Hop") and r["Attempt"] == 0)
     return {"limiter": limiter.name, "n": n, "wall": wall, "ratio": wall / limiter.ideal(n),
             "throttled_share": throttled / max(1, len(log)), "calls": len(log) - throttled, "minimum": minimum,
             "over_min": (len(log) - throttled) / minimum - 1, "chunks": parent.get("Chunks", 0), "hops": hops,
             "invocations": len(fc.records), "kills": fc.kills, "peak": fc.peak, "instances": fc.instances,
             "succeeded": succeeded, "once": sum(1 for c in wiped if c == 1), "twice": sum(1 for c in wiped if c > 1),
+            "decided": len(named), "decided_twice": sum(1 for c in named.values() if c > 1),
+            "outcomes": dict(outcomes),
             "sends": [(t, ok) for t, action, ok in log if action == ACTION], "quota": limiter}
 
 
@@ -264,23 +297,50 @@ def plot_scale(results: list[dict], out: str) -> None:
     fig.savefig(out, dpi=80)
 
 
+@contextlib.contextmanager
+def store_for(kills: int):
+    """A redis-server of its own for a run with kills (None for the others): FC's retry of a
+    killed chunk takes over its claims and answers what it wiped from the store."""
+    if not kills:
+        yield None
+        return
+    from emulator.redis_server import RedisServer
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = RedisServer.start(workdir)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
 def main_scale(limiters: list[Limiter], sizes: list[int], out: str, kill_every: int = 0, seed: int = 1,
-               big: list[Limiter] | None = None) -> int:
+               big: list[Limiter] | None = None, killed: list[Limiter] | None = None) -> int:
     """The scale table (and picture): every limiter at every size (at the largest size only
-    the `big` limiters, where given: it takes minutes each), then memory at each size."""
+    the `big` limiters, where given: it takes minutes each), then the `killed` limiters at
+    the smallest size again with every `kill_every`-th (else every 2nd) chunk invocation
+    killed once and retried by FC, then memory at each size."""
     print(f"Split fleet, FC timeout {TIMEOUT} s, REINIT_FLEET_CHUNK unset, virtual time; ratio = wall / limit "
-          f"(N / quota); thr = Throttling answers / all calls; over min = calls carried out / the minimum - 1"
-          + (f"; every {kill_every}th chunk invocation killed once" if kill_every else ""))
-    print(f"{'limiter':<20} {'N':>7} {'wall s':>8} {'ratio':>6} {'thr %':>6} {'calls':>7} {'minimum':>8} "
-          f"{'over min':>8} {'chunks':>6} {'hand-offs':>9} {'kills':>5} {'peak':>4} {'once':>7} {'twice':>5}")
+          f"(N / quota); thr = Throttling answers / all calls; over min = calls carried out / the minimum - 1; "
+          f"decided = disks named in a chunk summary, in 2 = named in two")
+    print(f"{'limiter':<28} {'N':>7} {'wall s':>8} {'ratio':>6} {'thr %':>6} {'calls':>7} {'minimum':>8} "
+          f"{'over min':>8} {'chunks':>6} {'hand-offs':>9} {'kills':>5} {'peak':>4} {'once':>7} {'twice':>5} "
+          f"{'decided':>7} {'in 2':>4}  outcomes")
+    plan = [(limiter, n, kill_every) for n in sizes
+            for limiter in (big if big and n == max(sizes) and len(sizes) > 1 else limiters)]
+    plan += [(limiter, min(sizes), kill_every or 2) for limiter in killed or []]
     results = []
-    for n in sizes:
-        for limiter in (big if big and n == max(sizes) and len(sizes) > 1 else limiters):
-            r = run_scale(limiter, n, kill_every, seed)
+    progress(60.0)
+    for limiter, n, kills in plan:
+        with store_for(kills) as store:  # never twice after a kill is promised with a store (README)
+            r = run_scale(limiter, n, kills, seed, store)
+        if not kills:
             results.append(r)
-            print(f"{r['limiter']:<20} {n:>7} {r['wall']:>8.0f} {r['ratio']:>6.3f} {r['throttled_share']:>6.1%} "
-                  f"{r['calls']:>7} {r['minimum']:>8} {r['over_min']:>8.1%} {r['chunks']:>6} {r['hops']:>9} "
-                  f"{r['kills']:>5} {r['peak']:>4} {r['once']:>7} {r['twice']:>5}", flush=True)
+        name = r["limiter"] + (f", 1 in {kills} killed" if kills else "")
+        print(f"{name:<28} {n:>7} {r['wall']:>8.0f} {r['ratio']:>6.3f} {r['throttled_share']:>6.1%} "
+              f"{r['calls']:>7} {r['minimum']:>8} {r['over_min']:>8.1%} {r['chunks']:>6} {r['hops']:>9} "
+              f"{r['kills']:>5} {r['peak']:>4} {r['once']:>7} {r['twice']:>5} {r['decided']:>7} "
+              f"{r['decided_twice']:>4}  {r['outcomes']}", flush=True)
     for n in sizes:
         m = peak_memory(n)
         print(f"memory, N = {n}: parent {m['parent_mb']:.1f} MB, largest chunk ({m['chunk_disks']} disks, "

@@ -63,6 +63,7 @@ class VirtualClock:
         self.stall = stall
         self._cond = threading.Condition()
         self._sleepers: dict[int, float] = {}  # thread ident -> wake time
+        self._gates: dict[int, threading.Lock] = {}  # thread ident -> its gate, held until it is due
         self._stop = False
         self.advances = 0
         me = threading.current_thread()
@@ -75,12 +76,21 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         ident = threading.get_ident()
+        gate = threading.Lock()
+        gate.acquire()
         with self._cond:
             wake = self._now + max(0.0, seconds)
             self._sleepers[ident] = wake
-            self._cond.notify_all()
-            while self._now < wake:
-                self._cond.wait()
+            if wake > self._now:
+                self._gates[ident] = gate
+            else:
+                gate.release()
+            self._cond.notify_all()  # the scheduler: a thread has gone quiet
+        # Each sleeper waits on a gate of its own, opened by the scheduler when its time has
+        # come: a move of time wakes only the threads that are due, not every sleeper (with
+        # hundreds of workers side by side, waking them all at every step cost most of the run).
+        gate.acquire()
+        with self._cond:
             del self._sleepers[ident]
 
     advance = sleep  # the emulator's ManualClock interface
@@ -141,4 +151,5 @@ class VirtualClock:
                     self._now = max(self._now, min(self._sleepers.values()))
                     self.advances += 1
                     moved = time.monotonic()
-                    self._cond.notify_all()
+                    for ident in [i for i in self._gates if self._sleepers[i] <= self._now]:
+                        self._gates.pop(ident).release()
