@@ -149,7 +149,10 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
         wait_stopped(ctx, instance_id, asked)
         instance["Status"] = "Stopped"
     if ctx.gate is not None:  # section 13.3: contained (and preserved); the wipe waits for a person
-        return ctx.gate(ctx, req, disk, instance, group, last)
+        held = ctx.gate(ctx, req, disk, instance, group, last)
+        if held is None:  # None means "go on" to carry_out: a gate must never answer it
+            raise RuntimeError("the approval gate gave no result")
+        return held
     if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
         wipe.snapshot_id = keep_evidence(ctx, disk_id, instance_id)
     seen = look_again(ctx, disk, group) if stale else disk

@@ -82,6 +82,16 @@ def test_incident_holds_an_event_contains_and_preserves_it_and_wipes_nothing(inv
     assert message["Tag"] == "AwaitingApproval" and message["Approval"]["Token"] == ask["Token"]
 
 
+def test_a_gate_that_gives_no_result_never_reads_as_a_wipe(invoke, cloud, gated, monkeypatch):
+    """carry_out reads "no result" from its wipe steps as "go on to the wipe's end": a gate
+    must never answer None, or a held disk would be reported Succeeded with no ReInitDisk.
+    Found by the review of the pipeline refactor; it fails loudly instead."""
+    monkeypatch.setattr(approval.Gate, "__call__", lambda *args, **kwargs: None)
+    answer = invoke(incident())
+    assert answer["Outcome"] != "Succeeded" and answer["Code"] == "InternalError", answer
+    assert wipes(cloud) == 0
+
+
 def test_incident_does_not_hold_an_http_request(invoke, cloud, gated):
     answer = answer_of(invoke.http({"DiskId": disk_id(2)}))
     assert answer["Outcome"] == "Succeeded" and invoke.reinit_count(disk_id(2)) == 1
