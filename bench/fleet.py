@@ -51,7 +51,7 @@ from types import SimpleNamespace
 from bench.common import CRED, fleet_seed
 from bench.vclock import VirtualClock
 from emulator.ecs import exceptions as ecs_exc
-from emulator.ecs.models import EcsBackend, Instance, _tags_match
+from emulator.ecs.models import EcsBackend, Instance, disk_matches
 from emulator.ecs.responses import EcsResponses
 from emulator.faults import Faults
 from reinit.app import App, InvocationFailed
@@ -135,19 +135,8 @@ class IndexedBackend(EcsBackend):
             self._settle()
             if len(self._rank) != len(self.disks):
                 self._rank = {disk_id: k for k, disk_id in enumerate(self.disks)}
-            found = []
-            for disk_id in sorted({d for d in disk_ids if d in self.disks}, key=self._rank.__getitem__):
-                disk = self.disks[disk_id]
-                if region is not None and disk.region != region:
-                    continue
-                if instance_id and disk.instance_id != instance_id:
-                    continue
-                if disk_type and disk_type != "all" and disk.type != disk_type:
-                    continue
-                if tags and not _tags_match(disk.tags, tags):
-                    continue
-                found.append(disk)
-            return found
+            wanted = sorted({d for d in disk_ids if d in self.disks}, key=self._rank.__getitem__)
+            return [self.disks[d] for d in wanted if disk_matches(self.disks[d], instance_id, disk_type, tags, region)]
 
     def describe_instances(self, instance_ids=None, region=None) -> list:
         if instance_ids is None:

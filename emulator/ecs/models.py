@@ -301,20 +301,9 @@ class EcsBackend:
         """region None: every region (for the control API and tests)."""
         with self.lock:
             self._settle()
-            found = []
-            for disk in self.disks.values():
-                if region is not None and disk.region != region:
-                    continue
-                if disk_ids is not None and disk.disk_id not in disk_ids:
-                    continue
-                if instance_id and disk.instance_id != instance_id:
-                    continue
-                if disk_type and disk_type != "all" and disk.type != disk_type:
-                    continue
-                if tags and not _tags_match(disk.tags, tags):
-                    continue
-                found.append(disk)
-            return found
+            return [disk for disk in self.disks.values()
+                    if (disk_ids is None or disk.disk_id in disk_ids) and disk_matches(disk, instance_id, disk_type,
+                                                                                       tags, region)]
 
     def describe_instances(self, instance_ids=None, region=None) -> list[Instance]:
         with self.lock:
@@ -559,6 +548,13 @@ def _tag_dict(tags) -> dict:
     if isinstance(tags, list):
         return {t["Key"]: t.get("Value", "") for t in tags}
     return dict(tags)
+
+
+def disk_matches(disk: Disk, instance_id=None, disk_type=None, tags=None, region=None) -> bool:
+    """DescribeDisks' filters other than DiskIds, as ECS applies them."""
+    return ((region is None or disk.region == region) and (not instance_id or disk.instance_id == instance_id)
+            and (not disk_type or disk_type == "all" or disk.type == disk_type)
+            and (not tags or _tags_match(disk.tags, tags)))
 
 
 def _tags_match(have: dict, wanted) -> bool:
