@@ -234,21 +234,28 @@ def test_the_notification_retry_stops_at_the_deadline(invoke, cloud, clock, seed
 
 
 # -- found by the hand-off world: an async batch whose disk nobody carried out ----------------
+def batch_killed_before_reinit(invoke, monkeypatch) -> dict:
+    """A one-disk batch (FC request id 1-batch-0001) killed just before ReInitDisk, leaving its
+    claim behind; returns the event, for FC's retry or another delivery."""
+    def killed(*args, **kwargs):
+        raise Killed("the invocation was killed just before ReInitDisk")
+
+    event = timer({"DiskIds": [D1]}, "2026-12-01T03:00:00Z")
+    with monkeypatch.context() as patch:
+        patch.setattr(flow, "reinit_safely", killed)
+        with pytest.raises(Killed):
+            run(event, fc_context("1-batch-0001"))
+    monkeypatch.setattr(index, "_app", invoke.app)
+    return event
+
+
 def test_an_async_batch_whose_disk_is_held_by_a_dead_holder_fails_so_that_fc_retries_it(invoke, cloud, clock,
                                                                                          redis_store, monkeypatch):
     """Before: FC's retry of a batch invocation that was killed found the disk still held by
     the dead attempt, answered it Conflict.InProgress ("its outcome will be published") and
     ended normally, so nothing ever carried it out (a chunk's only caller is the function).
     Now, with a store, such a batch fails after publishing, and FC's next retry does it."""
-    def killed(*args, **kwargs):
-        raise Killed("the invocation was killed just before ReInitDisk")
-
-    monkeypatch.setattr(flow, "reinit_safely", killed)
-    event = timer({"DiskIds": [D1]}, "2026-12-01T03:00:00Z")
-    with pytest.raises(Killed):
-        run(event, fc_context("1-batch-0001"))
-    monkeypatch.undo()
-    monkeypatch.setattr(index, "_app", invoke.app)
+    event = batch_killed_before_reinit(invoke, monkeypatch)
     # FC's retry carries the same request id: the record of the dead attempt is this invocation's
     # own (issue 20), taken over or looked at again at once, never waited out nor left undone.
     again = run(event, fc_context("1-batch-0001"))
@@ -260,15 +267,7 @@ def test_another_delivery_of_a_batch_whose_disk_a_dead_holder_keeps_fails_so_tha
     """The same, delivered again as another invocation (another request id): the dead
     holder's claim is not its own, so it answers Conflict.InProgress, and with a store the
     batch fails after publishing so that it is retried, and a later retry does the disk."""
-    def killed(*args, **kwargs):
-        raise Killed("the invocation was killed just before ReInitDisk")
-
-    monkeypatch.setattr(flow, "reinit_safely", killed)
-    event = timer({"DiskIds": [D1]}, "2026-12-01T03:00:00Z")
-    with pytest.raises(Killed):
-        run(event, fc_context("1-batch-0001"))
-    monkeypatch.undo()
-    monkeypatch.setattr(index, "_app", invoke.app)
+    event = batch_killed_before_reinit(invoke, monkeypatch)
     with pytest.raises(InvocationFailed) as failed:
         run(event, fc_context("1-batch-0002"))
     assert [r["Code"] for r in json.loads(str(failed.value))["Results"]] == ["Conflict.InProgress"]
