@@ -1,8 +1,9 @@
 """Batches: selection by DiskIds or Tags, bounded concurrency, per-API pacing, MaxErrors.
 
-Look-ups are batched (at most 100 per DescribeDisks / DescribeInstances call), so a batch
-of N disks costs N ReInitDisk plus ceil(N/100) of each Describe. Disks of one instance run
-one after another, the system disk last; instances run side by side.
+Look-ups are batched (at most 100 per DescribeDisks / DescribeInstances call), and so is the
+look right before the writes (looks.py): at the quota's speed a batch of N disks costs N
+ReInitDisk plus about ceil(N/100) of each Describe and ceil(N/100) looks. Disks of one
+instance run one after another, the system disk last; instances run side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reinit.ecs import PAGE
 from reinit.errors import CATALOGUE, FAILED, REJECTED, ReinitError, rejected
 from reinit.flow import carry_out, resolve_in_doubt
 from reinit.idempotency import at_most_once
+from reinit.looks import Looks
 from reinit.pace import PacedEcs, Paces
 from reinit.request import Request
 from reinit.result import Result
@@ -87,6 +89,7 @@ class Batch:
         self.req = req
         self.on_result = on_result
         self.results: list[Result] = []
+        self.looks = Looks(ctx.clock)  # the look right before each write, shared (looks.py)
         self.total = 0
         self.failures = 0
         self._lock = threading.Lock()
@@ -118,6 +121,7 @@ class Batch:
             instances = instances_of(self.ctx, disks)
         except ReinitError as err:
             return [], Result.from_error(err), {}
+        self.looks.plan(d["DiskId"] for group in groups for d in group)
         self.progress(force=True)  # a first line at once: a terminal shows the bar from the start
         for disk_id in missing:
             self.record(Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {disk_id} does not exist in "
@@ -142,7 +146,9 @@ class Batch:
                 window = ids[done:done + max(1, PAGE - len(held))]
                 done += len(window)
                 try:
+                    at = self.ctx.clock()
                     disks, missing = select(self.ctx, replace(self.req, disk_ids=tuple(window)))
+                    self.looks.saw(window, disks, at)  # a look for the writes too, while it is fresh
                     groups = by_instance(held + disks)
                     held = []
                     last = next((d for d in disks if d["DiskId"] == window[-1]), None)
@@ -158,6 +164,7 @@ class Batch:
                 for disk_id in missing:
                     self.record(Result(REJECTED, "InvalidDiskId.NotFound", f"Disk {disk_id} does not exist in "
                                        f"{self.ctx.ecs.region}.", disk_id=disk_id, status=404))
+                self.looks.plan(d["DiskId"] for group in groups for d in group)
                 list(pool.map(lambda group, found=instances: self.run_group(group, found), groups))
         return self.ordered([]), None, self.handed_on(self.figures())
 
@@ -210,13 +217,14 @@ class Batch:
         began = ctx.clock()
         instance_id = group[0].get("InstanceId") or None
         instance = dict(instances[instance_id]) if instance_id in instances else None
-        shared = InstanceGroup(members=tuple(d["DiskId"] for d in group))
+        shared = InstanceGroup(members=tuple(d["DiskId"] for d in group), looks=self.looks)
         for i, disk in enumerate(group):
             last = i == len(group) - 1
             result = self.run_disk(disk, instance, last, shared)
             if last:
                 result = settle_instance(ctx, shared, instance_id, result)
             self.record(result)
+        self.looks.done(shared.members)
         with self._lock:
             self._longest = max(self._longest, ctx.clock() - began)
 

@@ -16,6 +16,7 @@ from reinit.context import Context, ecs_failure
 from reinit.ecs import EcsCallError
 from reinit.errors import DRY_RUN, REJECTED, SUCCEEDED, ReinitError, failed, rejected
 from reinit.idempotency import StoreUnavailable, at_most_once
+from reinit.looks import Looks
 from reinit.request import Request
 from reinit.result import Result
 from reinit.retry import RetryQuota, retryable_write
@@ -148,6 +149,7 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
         group.stopped_by_us = asked or group.stopped_by_us
         wait_stopped(ctx, instance_id, asked)
         instance["Status"] = "Stopped"
+        group.settled_at = ctx.clock()
     if ctx.gate is not None:  # section 13.3: contained (and preserved); the wipe waits for a person
         held = ctx.gate(ctx, req, disk, instance, group, last)
         if held is None:  # None means "go on" to carry_out: a gate must never answer it
@@ -155,6 +157,7 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
         return held
     if req.snapshot:  # contained and quiet: the evidence is taken before the wipe
         wipe.snapshot_id = keep_evidence(ctx, disk_id, instance_id)
+        group.settled_at = ctx.clock()
     seen = look_again(ctx, disk, group) if stale else disk
     wipe.auto_start, wipe.held = start_after(req, group, last)
     group.auto_start = wipe.auto_start
@@ -172,7 +175,7 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
     if wipe.waited.unstarted:  # not started after all: the function starts what it stopped (settle_instance)
         group.start_handed_to_ecs = False
     if req.wait:
-        group.fresh.clear()  # time passed: the next disk of the group is looked at again
+        group.settled_at = ctx.clock()  # time passed: the next disk of the group is looked at again
     return None
 
 
@@ -273,7 +276,7 @@ def look_again(ctx: Context, disk: dict, group: InstanceGroup) -> dict:
     """The guard again on a look taken right before the write (the look the request was
     planned on may be minutes old: a stop, a snapshot, a batch of hundreds): the tag, the
     disk `In_use`, on the same instance. One DescribeDisks for the disks of the instance
-    group still to come, taken again after any wait."""
+    group and of the batch still to come, taken again after any wait (looks.py)."""
     disk_id = disk["DiskId"]
     now = fresh_look(ctx, disk, group)
     require_tag(ctx.config.required_tag, now)
@@ -285,14 +288,18 @@ def look_again(ctx: Context, disk: dict, group: InstanceGroup) -> dict:
 
 
 def fresh_look(ctx: Context, disk: dict, group: InstanceGroup) -> dict:
-    """The disk as DescribeDisks shows it now (see look_again); each look serves one disk."""
+    """The disk as a look taken right before its write shows it (see look_again): one
+    DescribeDisks serves the group and the batch's next disks (looks.py)."""
     disk_id = disk["DiskId"]
-    if disk_id not in group.fresh:
-        ids = list(dict.fromkeys([disk_id, *group.members]))
+    if group.looks is None:
+        group.looks = Looks(ctx.clock, group.members or (disk_id,))
+
+    def read(ids: list[str]) -> list[dict]:
         # Its own retry budget: a look that succeeds must not refund the batch's shared one.
         found, _ = replace(ctx, quota=RetryQuota()).read(lambda: ctx.ecs.describe_disks(disk_ids=ids))
-        group.fresh = {d["DiskId"]: d for d in found}
-    now = group.fresh.pop(disk_id, None)
+        return found
+
+    now = group.looks.take(disk_id, group.members, group.settled_at, read)
     if now is None:
         raise rejected("InvalidDiskId.NotFound", f"Disk {disk_id} no longer exists; nothing was written.")
     return now

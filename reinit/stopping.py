@@ -6,11 +6,12 @@ of the instance's last disk says what became of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reinit.context import Context, ecs_failure
 from reinit.ecs import EcsCallError
 from reinit.errors import ReinitError, failed
+from reinit.looks import Looks
 from reinit.result import Result
 from reinit.retry import retryable_write
 from reinit.waits import SETTLE_LOOKS, SETTLE_SECONDS, instance_status, poll
@@ -33,7 +34,8 @@ class InstanceGroup:
     # been started since (ECS gives it to the minute), so nothing was written meanwhile.
     since: str | None = None
     members: tuple = ()  # the DiskIds of the group, for one look right before the writes
-    fresh: dict = field(default_factory=dict)  # that look: DiskId -> disk, each used once
+    looks: Looks | None = None  # the batch's looks (looks.py); a group alone gets its own
+    settled_at: float = float("-inf")  # when its last wait ended: a look from before it is stale
 
     def facts(self) -> dict:
         """What the claim's record keeps of the instance (idempotency.FACTS), so that a

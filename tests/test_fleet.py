@@ -43,9 +43,9 @@ def test_a_tag_selection_resets_every_matching_disk_once_with_minimal_calls(invo
     assert len(summary["Results"]) == 250 and {r["DiskId"] for r in summary["Results"]} == {disk_id(n) for n in range(1, 251)}
     assert all(cloud.ecs.disks[disk_id(n)].reinit_count == 1 for n in range(1, 251))
     n = 250
-    # The selection (100 a page), then one look per instance group right before its writes
-    # (issue 20: the batch's one selection is only a plan); here every instance has one disk.
-    assert calls_by_action(cloud) == {"DescribeDisks": math.ceil(n / 100) + n,
+    # The selection (100 a page), then the looks right before the writes (issue 20: the batch's
+    # one selection is only a plan), each naming the next 100 disks (looks.py, issue 23).
+    assert calls_by_action(cloud) == {"DescribeDisks": math.ceil(n / 100) * 2,
                                       "DescribeInstances": math.ceil(n / 100), "ReInitDisk": n}
     tags = [m["Tag"] for m in invoke.messages()]
     assert tags.count("Succeeded") == 250 and tags[-1] == "Summary" and len(tags) == 251
@@ -60,7 +60,7 @@ def test_disk_ids_are_looked_up_100_at_a_time_and_missing_ones_get_their_own_res
     [missing] = [r for r in summary["Results"] if r["Outcome"] != "Succeeded"]
     assert (missing["DiskId"], missing["Code"]) == ("d-bp1missing00000001", "InvalidDiskId.NotFound")
     assert [r["DiskId"] for r in summary["Results"]] == ids  # in the order asked
-    assert calls_by_action(cloud)["DescribeDisks"] == 2 + 150  # the selection, then one look per instance group
+    assert calls_by_action(cloud)["DescribeDisks"] == 2 + 2  # the selection, then a look for each 100 writes
 
 
 def test_throttling_slows_the_batch_but_every_disk_is_reset_exactly_once(invoke, cloud, env):
