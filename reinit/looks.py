@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 
 from reinit.ecs import PAGE
 
-FRESH = 30.0  # seconds a look may serve a write for
+FRESH = 60.0  # seconds a look may serve a write for (a page of 100 at 5 calls a second, over 3 chunks)
 
 
 class Looks:
