@@ -196,7 +196,7 @@ class Invocation:
         hands the request on to a later one."""
         call = self.call
         result = run_single(ctx, request)
-        if result.extra.get("SnapshotPending"):
+        if result.snapshot_pending:
             # A continuation is an `invoke` of the function's own account: a member
             # account's request is not handed on but stays a retryable wait, and the
             # platform's retry of the event (its account, its role) finds the same snapshot.

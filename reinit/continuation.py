@@ -32,15 +32,15 @@ def continue_later(ctx: Context, config: Config, creds: Credentials | None, name
                    request: Request, result: Result) -> Result:
     """Hand the request on, or return `result` as it is where that cannot be done. The
     hand-off is recorded in the claim first (a take-over re-sends it, never the request);
-    a take-over that found one (`extra["HandOff"]`) re-sends exactly that."""
-    handoff = result.extra.get("HandOff")
+    a take-over that found one (`result.handoff`) re-sends exactly that."""
+    handoff = result.handoff
     if not config.fc_endpoint or not name:
         return result
     if handoff is None:
         handoff = new_handoff(ctx, request, result)
         if handoff is None or not record_handoff(ctx, result.disk_id, handoff):
             return result
-        result.extra["HandOff"] = handoff
+        result.handoff = handoff
     task = handoff["Task"]
     dispatcher = Dispatcher(config.fc_endpoint, config.region, creds, name)
     try:
@@ -99,9 +99,9 @@ def settle_claim(ctx: Context, result: Result, scrubber: Scrubber) -> None:
     continuation wipes); not handed on, the claim is released for the platform's retry,
     unless a hand-off was recorded in it: then it stays, and the take-over after it
     expires sends that same hand-off again."""
-    recorded = result.extra.pop("HandOff", None) is not None  # control state: never in a notification
+    recorded = result.handoff is not None
     once = ctx.once
-    if once is None or not result.extra.get("SnapshotPending") or result.disk_id is None:
+    if once is None or not result.snapshot_pending or result.disk_id is None:
         return
     try:
         if result.extra.get("ContinuedAs"):

@@ -185,7 +185,7 @@ def _pending(pending: SnapshotPending, disk_id: str, instance_id: str | None, gr
     result = Result.from_error(pending.as_error(), disk_id, instance_id)
     result.snapshot_id = pending.snapshot_id
     if continuable:
-        result.extra["SnapshotPending"] = True
+        result.snapshot_pending = True
         group.left_stopped = True  # the instance stays contained until the wipe is done
     return result
 

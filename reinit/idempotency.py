@@ -438,7 +438,7 @@ def handoff_again(handoff: dict, disk_id: str, instance_id: str | None) -> Resul
     to re-send as it was recorded (continuation.continue_later)."""
     return Result(FAILED, "WaitTimeout", "An earlier invocation of this request handed it on and ended before it "
                   "recorded that; the same hand-off is sent again.", True, disk_id, instance_id, status=504,
-                  snapshot_id=handoff.get("SnapshotId"), extra={"SnapshotPending": True, "HandOff": handoff})
+                  snapshot_id=handoff.get("SnapshotId"), snapshot_pending=True, handoff=handoff)
 
 
 def _finish(ctx, result, disk_id: str, group):
@@ -447,7 +447,7 @@ def _finish(ctx, result, disk_id: str, group):
     once = ctx.once
     stored = ctx.log.scrubber.value(result.stored())
     try:
-        if result.extra.get("SnapshotPending"):
+        if result.snapshot_pending:
             pass  # still held: the caller hands the request on, then completes or releases it
         elif result.in_doubt:
             # A redelivery will look again before repeating anything: that is what makes

@@ -45,6 +45,7 @@ def notification(result: Result, meta: Meta) -> dict:
         "SnapshotId": result.snapshot_id,
         "Region": meta.region,
         "Timestamp": timestamp(),
+        **({"SnapshotPending": True} if result.snapshot_pending else {}),
         **result.extra,
     }
 

@@ -28,6 +28,9 @@ class Result:
     reason: str | None = None  # for the log only (why a signature was refused); never sent
     snapshot_id: str | None = None  # the evidence snapshot taken before the wipe
     in_doubt: bool = False  # ReInitDisk may have run and it could not be told (section 11)
+    # Control state, read by the steps after flow.py (typed, not in `extra`):
+    snapshot_pending: bool = False  # the evidence snapshot outlasts the invocation: hand the request on
+    handoff: dict | None = None  # a hand-off a take-over found recorded in the claim: sent again as it is
 
     @classmethod
     def from_error(cls, err: ReinitError, disk_id=None, instance_id=None) -> Result:

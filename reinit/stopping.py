@@ -74,7 +74,7 @@ def settle_instance(ctx: Context, group: InstanceGroup, instance_id: str | None,
             last.message += (f" The function had stopped instance {instance_id} and does not start it again{unless}, "
                              "so that nothing is written to the disk before the doubt is resolved.")
             last.extra["InstanceLeftStopped"] = instance_id
-        elif last.extra.get("SnapshotPending"):
+        elif last.snapshot_pending:
             last.message += (f" The function had stopped instance {instance_id}; it stays stopped until the evidence "
                              "snapshot is accomplished and the disk reinitialized, which starts it again.")
             last.extra["InstanceLeftStopped"] = instance_id

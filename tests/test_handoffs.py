@@ -102,6 +102,10 @@ def test_a_hand_off_recorded_but_never_sent_is_sent_by_the_take_over(invoke, clo
     clock.advance(200)
     retry = run(request, fc_context("1-parent-0002"))
     assert retry["ContinuedAs"] and [c["Status"] for c in cloud.calls("InvokeFunction", service="fc")] == [202]
+    # What the answer and the messages say of it: the snapshot pending, never the hand-off's payload
+    # (Result.handoff is control state, as Result.snapshot_pending is; only the latter is published).
+    assert retry["SnapshotPending"] is True and "HandOff" not in retry
+    assert [m.get("SnapshotPending") for m in invoke.messages()] == [True] and "HandOff" not in str(invoke.messages())
     cloud.fc.run_pending()
     assert invoke.reinit_count(D1) == 1 and len(cloud.calls("CreateSnapshot")) == 1
 
