@@ -53,8 +53,11 @@ s-cli: $(S_CLI)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Every test starts its own emulator, redis-server and clock: they run side by side, one
+# worker a core (at most 4; `make test PYTEST_WORKERS=0` runs them in one process).
+PYTEST_WORKERS ?= auto
 test: $(STAMP) redis $(S_CLI) lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4
 
 # Type hints checked by mypy over reinit/ (its settings: [tool.mypy] in pyproject.toml).
 .PHONY: typecheck
