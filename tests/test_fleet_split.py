@@ -110,6 +110,12 @@ def test_chunks_run_side_by_side_share_one_quota(fleet, cloud):
     # A 15 s batch is mostly its start (each chunk finds the quota from nothing): bounded
     # here, measured over long runs by the bench (docs/fleet.md: 1 to 3.5 % at 10,000 disks).
     assert throttle_share(cloud) <= 0.08
+    # The calls: the parent's selection (3 pages of 100) and each chunk's page look-up, which
+    # also serves as the look right before its writes (looks.py; issue 20's look cost one
+    # DescribeDisks an instance, 300 more here). ReInitDisk: one a disk, plus the throttled ones.
+    calls = [c["Action"] for c in cloud.calls()]
+    assert (calls.count("DescribeDisks"), calls.count("DescribeInstances")) == (3 + 3, 3)
+    assert calls.count("ReInitDisk") == N + sum(1 for c in cloud.calls("ReInitDisk") if c.get("Code") == "Throttling")
 
 
 def test_a_chunk_short_of_time_hands_the_rest_on_and_the_summaries_still_add_up(invoke, cloud, env, clock):
