@@ -33,7 +33,7 @@ as a cross-check of the virtual clock (slow: use a small N).
 parent and its chunks side by side against the same limiters, at `--sizes` disks.
 
 Run: .venv/bin/python -m bench.fleet [--n 1000] [--limiters b5,...] [--paths pace,...] [--plot FILE.png]
-     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-rows b20]
+     .venv/bin/python -m bench.fleet --scale [--sizes 10000,100000] [--limiters ...] [--kill-rows b20] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -356,6 +356,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kill-every", type=int, default=0, help="--scale: kill every k-th chunk invocation once")
     parser.add_argument("--big-limiters", default="b50", help="--scale: the limiters run at the largest size")
     parser.add_argument("--kill-rows", default="", help="--scale: limiters run again at the smallest size with kills")
+    parser.add_argument("--jobs", type=int, default=1, help="--scale: rows run in this many processes at once")
     args = parser.parse_args(argv)
     logging.getLogger("reinit").setLevel(logging.CRITICAL)
     if args.scale:
@@ -365,7 +366,7 @@ def main(argv=None) -> int:
         return main_scale([LIMITERS[KEYS[k]] for k in keys], [int(n) for n in args.sizes.split(",")],
                           args.plot if args.plot != "bench/fleet-pace.png" else "docs/fleet-scale.png",
                           args.kill_every, args.seed, [LIMITERS[KEYS[k]] for k in args.big_limiters.split(",")],
-                          [LIMITERS[KEYS[k]] for k in args.kill_rows.split(",") if k])
+                          [LIMITERS[KEYS[k]] for k in args.kill_rows.split(",") if k], args.jobs)
     limiters = [LIMITERS[KEYS[k]] for k in args.limiters.split(",")]
     paths = args.paths.split(",")
     print(f"N = {args.n}, {LATENCY * 1000:.0f} ms a call, {'real time, over HTTP' if args.wire else 'virtual time'}; ratio = wall / limit; "

@@ -197,13 +197,16 @@ def run_scale(limiter: Limiter, n: int, kill_every: int = 0, seed: int = 1, stor
         RUNNING.clear()
         reinit.chunks.Dispatcher = patched
         clock.close()
-    return figures(limiter, n, cloud, fc, parent, wall, start)
+    return figures(limiter, n, cloud, fc, parent, wall, start, marks=store is not None)
 
 
-def figures(limiter: Limiter, n: int, cloud: Cloud, fc: InProcessFc, parent: dict, wall: float, start: float) -> dict:
+def figures(limiter: Limiter, n: int, cloud: Cloud, fc: InProcessFc, parent: dict, wall: float, start: float,
+            marks: bool = False) -> dict:
+    """`marks`: the run has an idempotency store, so each wipe also writes its wipe mark on
+    the disk first (TagResources, one a disk: issue 20), and the minimum counts them."""
     log = [(t - start, action, ok) for t, action, ok in cloud.log]
     throttled = sum(1 for _, _, ok in log if not ok)
-    minimum = n + 2 * math.ceil(n / 100)
+    minimum = n * (2 if marks else 1) + 2 * math.ceil(n / 100)
     wiped = [d.reinit_count for d in cloud.backend.disks.values()]
     results = [r["Result"] for r in fc.records if isinstance(r.get("Result"), dict)]
     succeeded = sum(r.get("Counts", {}).get("Succeeded", 0) for r in results)
@@ -297,6 +300,34 @@ def plot_scale(results: list[dict], out: str) -> None:
     fig.savefig(out, dpi=80)
 
 
+def scale_row(limiter: Limiter, n: int, kills: int, seed: int) -> dict:
+    """One row of the table, with a store of its own where chunks are killed."""
+    with store_for(kills) as store:  # never twice after a kill is promised with a store (README)
+        return run_scale(limiter, n, kills, seed, store)
+
+
+@contextlib.contextmanager
+def _rows(jobs: int):
+    """Where the rows run: this process (jobs 1), or a pool of `jobs` processes."""
+    if jobs <= 1:
+        progress(60.0)
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, initializer=progress, initargs=(60.0,)) as pool:
+        yield pool
+
+
+def _submit(pool, plan: list[tuple], size) -> list:
+    """A way to get each row of `plan`'s result, in its order: run here when asked (no pool),
+    or a pool's future, the largest rows given to the pool first."""
+    if pool is None:
+        return [lambda row=row: scale_row(*row) for row in plan]
+    futures = {i: pool.submit(scale_row, *plan[i]) for i in sorted(range(len(plan)), key=lambda i: -size(plan[i]))}
+    return [futures[i].result for i in range(len(plan))]
+
+
 @contextlib.contextmanager
 def store_for(kills: int):
     """A redis-server of its own for a run with kills (None for the others): FC's retry of a
@@ -315,34 +346,36 @@ def store_for(kills: int):
 
 
 def main_scale(limiters: list[Limiter], sizes: list[int], out: str, kill_every: int = 0, seed: int = 1,
-               big: list[Limiter] | None = None, killed: list[Limiter] | None = None) -> int:
+               big: list[Limiter] | None = None, killed: list[Limiter] | None = None, jobs: int = 1) -> int:
     """The scale table (and picture): every limiter at every size (at the largest size only
     the `big` limiters, where given: it takes minutes each), then the `killed` limiters at
     the smallest size again with every `kill_every`-th (else every 2nd) chunk invocation
-    killed once and retried by FC, then memory at each size."""
+    killed once and retried by FC, then memory at each size. `jobs`: rows run in that many
+    processes at once, the longest first (each row has its own virtual clock, so what is
+    measured does not depend on it); the table is printed in its order all the same."""
     print(f"Split fleet, FC timeout {TIMEOUT} s, REINIT_FLEET_CHUNK unset, virtual time; ratio = wall / limit "
           f"(N / quota); thr = Throttling answers / all calls; over min = calls carried out / the minimum - 1; "
           f"decided = disks named in a chunk summary, in 2 = named in two")
     print(f"{'limiter':<28} {'N':>7} {'wall s':>8} {'ratio':>6} {'thr %':>6} {'calls':>7} {'minimum':>8} "
           f"{'over min':>8} {'chunks':>6} {'hand-offs':>9} {'kills':>5} {'peak':>4} {'once':>7} {'twice':>5} "
           f"{'decided':>7} {'in 2':>4}  outcomes")
-    plan = [(limiter, n, kill_every) for n in sizes
+    plan = [(limiter, n, kill_every, seed) for n in sizes
             for limiter in (big if big and n == max(sizes) and len(sizes) > 1 else limiters)]
-    plan += [(limiter, min(sizes), kill_every or 2) for limiter in killed or []]
+    plan += [(limiter, min(sizes), kill_every or 2, seed) for limiter in killed or []]
     results = []
-    progress(60.0)
-    for limiter, n, kills in plan:
-        with store_for(kills) as store:  # never twice after a kill is promised with a store (README)
-            r = run_scale(limiter, n, kills, seed, store)
-        if not kills:
-            results.append(r)
-        name = r["limiter"] + (f", 1 in {kills} killed" if kills else "")
-        print(f"{name:<28} {n:>7} {r['wall']:>8.0f} {r['ratio']:>6.3f} {r['throttled_share']:>6.1%} "
-              f"{r['calls']:>7} {r['minimum']:>8} {r['over_min']:>8.1%} {r['chunks']:>6} {r['hops']:>9} "
-              f"{r['kills']:>5} {r['peak']:>4} {r['once']:>7} {r['twice']:>5} {r['decided']:>7} "
-              f"{r['decided_twice']:>4}  {r['outcomes']}", flush=True)
+    with _rows(jobs) as pool:
+        rows = _submit(pool, plan, lambda row: row[1])
+        for (_, n, kills, _), row in zip(plan, rows, strict=True):
+            r = row()
+            if not kills:
+                results.append(r)
+            name = r["limiter"] + (f", 1 in {kills} killed" if kills else "")
+            print(f"{name:<28} {n:>7} {r['wall']:>8.0f} {r['ratio']:>6.3f} {r['throttled_share']:>6.1%} "
+                  f"{r['calls']:>7} {r['minimum']:>8} {r['over_min']:>8.1%} {r['chunks']:>6} {r['hops']:>9} "
+                  f"{r['kills']:>5} {r['peak']:>4} {r['once']:>7} {r['twice']:>5} {r['decided']:>7} "
+                  f"{r['decided_twice']:>4}  {r['outcomes']}", flush=True)
     for n in sizes:
-        m = peak_memory(n)
+        m = peak_memory(n)  # alone in this process: tracemalloc would count another row's allocations
         print(f"memory, N = {n}: parent {m['parent_mb']:.1f} MB, largest chunk ({m['chunk_disks']} disks, "
               f"payload {m['payload_kb']:.0f} KB) {m['chunk_mb']:.1f} MB (tracemalloc peak, one invocation alone)",
               flush=True)
