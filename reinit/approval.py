@@ -218,12 +218,23 @@ def decide(context_for: Callable[[str, str, str | None], Context], fields: dict,
     group = InstanceGroup(since=grant.start_time)
     run = (lambda c: approve(c, req, grant, tid, disk, instance, group)) if decision == APPROVE \
         else (lambda c: deny(c, grant, tid, disk))
+    resolve = (lambda c, record: resolve_in_doubt(c, req, disk, record, group)) if disk is not None \
+        else (lambda c, record: gone_in_doubt(grant))
     result = at_most_once(ctx, req, disk or {"DiskId": grant.disk_id, "InstanceId": grant.instance_id}, run,
-                          lambda c, record: resolve_in_doubt(c, req, disk, record, group), group)
+                          resolve, group)
     result.snapshot_id = result.snapshot_id or grant.snapshot_id
     result.instance_id = result.instance_id or grant.instance_id
     result.extra.setdefault("Approval", {"Decision": decision, "TokenId": token_id(token), "EventType": grant.event_type,
                                          "RequestedBy": grant.requested_by})
+    return result
+
+
+def gone_in_doubt(grant: Grant) -> Result:
+    """A wipe left in doubt whose disk no longer exists: nothing to look at, nothing done."""
+    result = Result.from_error(rejected("InvalidDiskId.NotFound", f"Disk {grant.disk_id} no longer exists; nothing "
+                                        "was done (its earlier ReInitDisk was in doubt)."), grant.disk_id,
+                               grant.instance_id)
+    result.may_have_run = True  # the earlier ReInitDisk may have run
     return result
 
 
