@@ -55,7 +55,7 @@ from types import SimpleNamespace
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_FAILED, EXIT_NO_ANSWER = 0, 2, 3, 4, 5
 EXIT_MISSING_MODULE, EXIT_PARTIAL, EXIT_AWAITING_APPROVAL = 1, 6, 7
-EXIT_BY_OUTCOME = {"Succeeded": EXIT_OK, "DryRun": EXIT_OK, "Rejected": EXIT_REJECTED, "Failed": EXIT_FAILED,
+EXIT_BY_OUTCOME: dict[str | None, int] = {"Succeeded": EXIT_OK, "DryRun": EXIT_OK, "Rejected": EXIT_REJECTED, "Failed": EXIT_FAILED,
                    "Partial": EXIT_PARTIAL, "AwaitingApproval": EXIT_AWAITING_APPROVAL}
 # What `invoke` imports to reach the cloud (requirements.txt); checked before the handler runs,
 # which would otherwise answer InternalError for a Python that lacks them.
@@ -150,7 +150,7 @@ def _sign(args) -> int:
     url = checked_url("sign", trigger_url(args)) if args.format == "curl" else None
     if args.format == "headers":  # one per line: python -m reinit sign "$BODY" | curl -H @- ...
         print("\n".join(f"{k}: {v}" for k, v in headers.items()))
-    elif args.format == "curl":  # the whole command, to the checked URL, with the exact bytes
+    elif args.format == "curl" and url is not None:  # the whole command, to the checked URL, with the exact bytes
         data = "@" + shlex.quote(args.file) if args.file else shlex.quote(body.decode("utf-8", "replace"))
         print(f"curl -sS -X POST {shlex.quote(url)} -H 'Content-Type: application/json' "
               + " ".join(f"-H '{k}: {v}'" for k, v in headers.items()) + f" --data-binary {data}")
@@ -259,6 +259,7 @@ class ProgressBar:
 
     def render(self) -> str:
         s = self.state
+        assert s is not None, "drawn only once a progress line set the state (_draw)"
         filled = int(self.WIDTH * s["done"] / s["total"]) if s["total"] else self.WIDTH
         rate = f"{s['rate']:.1f} disks/s" if isinstance(s["rate"], (int, float)) else "-"
         return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {s['done']}/{s['total']} disks  {rate}  "

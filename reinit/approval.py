@@ -79,6 +79,7 @@ class Gate:
     def __call__(self, ctx: Context, req: Request, disk: dict, instance: dict, group: InstanceGroup,
                  last: bool) -> Result:
         disk_id, instance_id = disk["DiskId"], disk.get("InstanceId")
+        assert instance_id is not None, "guard() let through only an attached disk, its instance found by this id"
         group.left_stopped = True  # contained: whatever happens next, the function does not start it
         refused = self.already_decided(ctx, disk_id, instance_id)
         if refused is not None:
@@ -183,6 +184,7 @@ def authenticate(config, webhooks: Sequence[str], approvers: Callable[[], Sequen
             pass
     if config.webhook_auth != "hmac":
         return None, WEBHOOK
+    assert refusal is not None, "under hmac, `webhooks or (None,)` ran verify at least once, and it refused"
     raise refusal
 
 
@@ -193,7 +195,7 @@ def role_refusal(role: str, fields: dict | None) -> Result | None:
     if role == WEBHOOK and decision:
         return Result(REJECTED, "Unauthorized.Approval", "An approval must be signed with the approvers' secret; "
                       "nothing was done.", status=401, reason="an approval signed with the webhook secret")
-    if role == APPROVER and not (decision and len(fields) == 1):
+    if role == APPROVER and not (decision and fields is not None and len(fields) == 1):
         return Result(REJECTED, "Unauthorized.Signature", "The request signature was not accepted.", status=401,
                       reason="the approvers' secret signed something other than one Approve or Deny")
     return None
@@ -218,12 +220,23 @@ def decide(context_for: Callable[[str, str, str | None], Context], fields: dict,
     group = InstanceGroup(since=grant.start_time)
     run = (lambda c: approve(c, req, grant, tid, disk, instance, group)) if decision == APPROVE \
         else (lambda c: deny(c, grant, tid, disk))
+    resolve = (lambda c, record: resolve_in_doubt(c, req, disk, record, group)) if disk is not None \
+        else (lambda c, record: gone_in_doubt(grant))
     result = at_most_once(ctx, req, disk or {"DiskId": grant.disk_id, "InstanceId": grant.instance_id}, run,
-                          lambda c, record: resolve_in_doubt(c, req, disk, record, group), group)
+                          resolve, group)
     result.snapshot_id = result.snapshot_id or grant.snapshot_id
     result.instance_id = result.instance_id or grant.instance_id
     result.extra.setdefault("Approval", {"Decision": decision, "TokenId": token_id(token), "EventType": grant.event_type,
                                          "RequestedBy": grant.requested_by})
+    return result
+
+
+def gone_in_doubt(grant: Grant) -> Result:
+    """A wipe left in doubt whose disk no longer exists: nothing to look at, nothing done."""
+    result = Result.from_error(rejected("InvalidDiskId.NotFound", f"Disk {grant.disk_id} no longer exists; nothing "
+                                        "was done (its earlier ReInitDisk was in doubt)."), grant.disk_id,
+                               grant.instance_id)
+    result.may_have_run = True  # the earlier ReInitDisk may have run
     return result
 
 
@@ -282,6 +295,7 @@ def approve(ctx: Context, req: Request, grant: Grant, tid: str, disk: dict | Non
         result.extra["InstanceLeftStopped"] = grant.instance_id
         result.message += f" Instance {grant.instance_id} was left as it is."
         return result
+    assert disk is not None, "recheck() refused a disk that no longer exists"
     result = carry_out(ctx, req, disk, instance, True, group)
     if result.outcome == SUCCEEDED and grant.snapshot_id:
         mark_consumed(ctx, grant.snapshot_id)

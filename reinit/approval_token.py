@@ -27,7 +27,7 @@ MAX_TOKEN = 4096
 KEY_LABEL = b"reinit approval token v1\x00"
 # Anything that reads a secret by name (KMS GetSecretValue): the value, or every value
 # that is valid now (ACSCurrent, then ACSPrevious while it is rotated).
-SecretReader = Callable[[str], "str | Sequence[str]"]
+SecretReader = Callable[[str], "str | Sequence[str | None]"]
 
 
 # -- secrets and keys ---------------------------------------------------------------------

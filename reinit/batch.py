@@ -31,6 +31,7 @@ def carry_out_batch(call: Call, where: Where, ctx: Context, request: Request) ->
     if request.pace is not None:
         paces.seed("ReInitDisk", request.pace)
     name = function_name(call.config, call.context)
+    assert call.creds is not None, "claim() refused a call with no credentials"
     hand_on = (hander(ctx, request, call.creds, name, paces)
                if request.batch_id is not None and call.config.fc_endpoint and name else None)
     results, refusal, figures = run_batch(ctx, request, paces, on_result, split, hand_on)
@@ -50,4 +51,6 @@ def split_for(call: Call, where: Where, ctx: Context, request: Request):
     rate = learned or config.fleet_rate
     limit = config.fleet_chunk or max(1, min(MAX_CHUNK_DISKS, int(rate * usable * 0.8)))
     # The request's evidence key holds its nonce: its chunks' task ids are its own.
+    assert ctx.evidence_key is not None, "claim() gave the request's Context its evidence key"
+    assert call.creds is not None, "claim() refused a call with no credentials"
     return splitter(ctx, request, ctx.evidence_key, call.creds, name, limit, learned)

@@ -55,6 +55,7 @@ def evidence_key_of(call: Call, key: str | None, request: Request) -> str:
     its idempotency key. A continuation carries it as its ClientToken, so every
     invocation of one request finds the same snapshot."""
     if request.continuation is not None:
+        assert request.client_token is not None, "parse_request refuses a Continuation without ClientToken"
         return request.client_token  # the parent's evidence key, carried on
     return evidence_key(key or f"invocation:{call.invocation_id}", nonce(call, key, request))
 
@@ -112,6 +113,7 @@ def decide(call: Call, where: Where) -> Result:
     try:
         if call.config.problems:
             raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(call.config.problems) + ".")
+        assert call.inv.fields is not None, "role_refusal() let the approvers' secret sign one Approve or Deny only"
         return approval.decide(partial(decision_context, call, where), call.inv.fields, token_keys(call),
                                call.app.wall())
     except ReinitError as err:

@@ -40,12 +40,15 @@ class ClientCache:
         self._regional: dict[tuple, EcsApi] = {}  # (credentials, region, endpoint) -> client
         self.builds = 0
 
-    def get(self, config: Config, creds: Credentials) -> tuple[EcsApi, Publisher | None]:
-        """The ECS client of the function's own region, and the publisher."""
+    def get(self, config: Config, creds: Credentials) -> tuple[EcsApi | None, Publisher | None]:
+        """The ECS client of the function's own region, and the publisher. No ECS client where
+        the configuration names no region or ECS endpoint (it is refused as Config.Invalid;
+        its refusal is still published)."""
         key = (creds, config.region, config.ecs_endpoint, config.mns_endpoint, config.topic)
         with self._lock:
             if key != self._key:
-                self._ecs = self._regional_client(config, creds, config.region)
+                self._ecs = (self._regional_client(config, creds, config.region)
+                             if config.region is not None and ecs_endpoint_for(config, config.region) else None)
                 self._publisher = (Publisher(config.mns_endpoint, config.topic, creds)
                                    if config.topic and config.mns_endpoint else None)
                 self._key = key
@@ -53,11 +56,14 @@ class ClientCache:
 
     def ecs_for(self, config: Config, creds: Credentials, region: str | None = None) -> EcsApi:
         """The ECS client of `region` (default: the function's own), made once and reused."""
+        region = region or config.region
+        assert region is not None, "a configuration without a region is refused (admit) before any ECS call"
         with self._lock:
-            return self._regional_client(config, creds, region or config.region)
+            return self._regional_client(config, creds, region)
 
     def _regional_client(self, config: Config, creds: Credentials, region: str) -> EcsApi:
         endpoint = ecs_endpoint_for(config, region)
+        assert endpoint is not None, "a configuration without an ECS endpoint is refused (admit) before any ECS call"
         key = (creds, region, endpoint)
         client = self._regional.get(key)
         if client is None:

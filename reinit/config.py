@@ -10,6 +10,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 REGION = "REINIT_REGION"
@@ -226,7 +227,11 @@ def _int(name: str, raw: str | None, default: int, low: int, problems: list) -> 
     return default
 
 
-def _float(name: str, raw: str | None, default: float | None, low: float, high: float, problems: list) -> float | None:
+# A number with a default answers a number; with None, maybe None.
+_Default = TypeVar("_Default", float, None)
+
+
+def _float(name: str, raw: str | None, default: _Default, low: float, high: float, problems: list) -> float | _Default:
     if raw is None or raw == "":
         return default
     text = _ascii_number(raw, fraction=True)

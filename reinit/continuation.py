@@ -36,12 +36,15 @@ def continue_later(ctx: Context, config: Config, creds: Credentials | None, name
     handoff = result.handoff
     if not config.fc_endpoint or not name:
         return result
+    assert result.disk_id is not None, "a snapshot outlasts the invocation for one disk (flow._pending)"
     if handoff is None:
         handoff = new_handoff(ctx, request, result)
         if handoff is None or not record_handoff(ctx, result.disk_id, handoff):
             return result
         result.handoff = handoff
     task = handoff["Task"]
+    assert config.region is not None, "a configuration without a region is refused (admit) before any ECS call"
+    assert creds is not None, "claim() refused a call with no credentials"
     dispatcher = Dispatcher(config.fc_endpoint, config.region, creds, name)
     try:
         handed = ctx.retrier().call(lambda: dispatcher.invoke_async(handoff["Payload"], task), retryable_read)
@@ -70,6 +73,8 @@ def new_handoff(ctx: Context, request: Request, result: Result) -> dict | None:
         return None
     # One task id per hop: a redelivery of this invocation meets its 409, while the
     # continuation that in turn runs out of time hands on to the next hop.
+    assert result.disk_id is not None, "a snapshot outlasts the invocation for one disk (flow._pending)"
+    assert ctx.evidence_key is not None, "claim() gave the request's Context its evidence key"
     task = continuation_task_id(f"{ctx.evidence_key}#{hop}", result.disk_id)
     payload = {**continuation_payload(request, result.disk_id, ctx.evidence_key), "Continuation": hop}
     if result.instance_id:

@@ -37,6 +37,7 @@ def door(call: Call) -> tuple[Result | None, str]:
     """Method (405), decoded size (413), then signature (401): section 11, "HTTP order".
     A signature is accepted once: a replay inside the window is 401 too."""
     http = call.inv.http
+    assert http is not None, "events._http gives every HTTP invocation its request"
     if http.method != "POST":
         return Result(REJECTED, "MethodNotAllowed", "Only POST starts a reinit.", status=405), approval.WEBHOOK
     if http.body is not None and len(http.body) > MAX_BODY_BYTES:

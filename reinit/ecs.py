@@ -138,28 +138,28 @@ class EcsApi:
         return (body.get("Instances") or {}).get("Instance") or []
 
     # -- writes ------------------------------------------------------------------
-    def stop_instance(self, instance_id: str) -> str:
+    def stop_instance(self, instance_id: str) -> str | None:
         # KeepCharging so that the instance is sure to start again afterwards.
         body = self.call("StopInstance", {"InstanceId": instance_id, "ForceStop": "false", "StoppedMode": "KeepCharging"})
         return body.get("RequestId")
 
-    def start_instance(self, instance_id: str) -> str:
+    def start_instance(self, instance_id: str) -> str | None:
         return self.call("StartInstance", {"InstanceId": instance_id}).get("RequestId")
 
-    def tag_resources(self, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> str:
+    def tag_resources(self, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> str | None:
         query = {"RegionId": self.region, "ResourceType": resource_type}
         query.update({f"ResourceId.{n}": rid for n, rid in enumerate(resource_ids, start=1)})
         query.update(tag_params(tags))
         return self.call("TagResources", query).get("RequestId")
 
-    def untag_resources(self, resource_type: str, resource_ids: list[str], keys: list[str]) -> str:
+    def untag_resources(self, resource_type: str, resource_ids: list[str], keys: list[str]) -> str | None:
         query = {"RegionId": self.region, "ResourceType": resource_type}
         query.update({f"ResourceId.{n}": rid for n, rid in enumerate(resource_ids, start=1)})
         query.update({f"TagKey.{n}": key for n, key in enumerate(keys, start=1)})
         return self.call("UntagResources", query).get("RequestId")
 
     def reinit_disk(self, disk_id: str, password=None, key_pair_name=None, auto_start=None,
-                    security_enhancement_strategy=None) -> str:
+                    security_enhancement_strategy=None) -> str | None:
         body = self.call("ReInitDisk", {
             "DiskId": disk_id,
             "Password": password.reveal() if password is not None else None,
@@ -171,7 +171,7 @@ class EcsApi:
 
     # -- snapshots ---------------------------------------------------------------
     def create_snapshot(self, disk_id: str, *, retention_days: int | None = None, tags=(), client_token=None,
-                        name=None, description=None, instant_access: bool = False) -> str:
+                        name=None, description=None, instant_access: bool = False) -> str | None:
         """CreateSnapshot; returns the SnapshotId. `tags`: (key, value) pairs. A repeat with
         the same ClientToken answers the first call's SnapshotId instead of making another."""
         query = {"DiskId": disk_id, "SnapshotName": name, "Description": description,

@@ -76,8 +76,8 @@ class ReinitError(Exception):
         self.message = message
         self.outcome = outcome
         self.status = status or known_status or 500
-        self.retryable = ecs_code_retryable(code) if retryable is None and known_retryable is None else (
-            known_retryable if retryable is None else retryable)
+        self.retryable = retryable if retryable is not None else (
+            known_retryable if known_retryable is not None else ecs_code_retryable(code))
         self.ecs_request_id = ecs_request_id
         self.may_have_run = may_have_run  # ReInitDisk ran, or may have: never release its claim
         self.in_doubt = False  # may have run, and it could not be told: the record stays in doubt

@@ -153,7 +153,7 @@ def parse_event(event: Any) -> Invocation:
 
 
 def _http(obj: dict, http: dict) -> Invocation:
-    headers = obj.get("headers") if isinstance(obj.get("headers"), dict) else {}
+    headers = obj["headers"] if isinstance(obj.get("headers"), dict) else {}
     headers = {str(k).lower(): str(v) for k, v in headers.items()}
     raw = obj.get("body")
     body: bytes | None
@@ -190,6 +190,7 @@ def _query_names(obj: dict) -> tuple[str, ...]:
 
 def http_fields(inv: Invocation) -> None:
     """Parse the HTTP body into the request object (after authentication)."""
+    assert inv.http is not None, "only an HTTP invocation has a body to parse"
     if inv.http.body is None:
         inv.malformed = "the body is not valid base64"
         return

@@ -125,6 +125,7 @@ def carry_out(ctx: Context, req: Request, disk: dict, instance: dict | None, las
     if req.dry_run or ctx.config.dry_run:
         return Result(DRY_RUN, None, f"Dry run: disk {disk_id} passed every check; nothing was written.",
                       disk_id=disk_id, instance_id=instance_id)
+    assert instance is not None, "guard() refused a disk with no instance"
     wipe = _Wipe()
     try:
         gated = _wipe(ctx, req, disk, instance, group, last, wipe)
@@ -147,6 +148,7 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
     if instance["Status"] != "Stopped":
         asked = request_stop(ctx, instance)
         group.stopped_by_us = asked or group.stopped_by_us
+        assert instance_id is not None, "guard() let through only an attached disk, its instance found by this id"
         wait_stopped(ctx, instance_id, asked)
         instance["Status"] = "Stopped"
         group.settled_at = ctx.clock()
@@ -253,7 +255,7 @@ def start_after(req: Request, group: InstanceGroup, last: bool) -> tuple[bool | 
     return auto_start, False
 
 
-def kept_stopped(instance_id: str, group: InstanceGroup) -> str:
+def kept_stopped(instance_id: str | None, group: InstanceGroup) -> str:
     return (f" Instance {instance_id} is kept stopped, not started: the reinit of disk {group.doubt} is in doubt, "
             "and nothing may be written before that is resolved.")
 
@@ -372,7 +374,7 @@ def indeterminate(first: EcsCallError, seen, repeated: bool = False, refused: Ec
     return err
 
 
-def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str, auto_start,
+def reinit_safely(ctx: Context, req: Request, disk_id: str, instance_id: str | None, auto_start,
                   since: str | None = None) -> str | None:
     """ReInitDisk, repeated only where ECS cannot have run it; an ambiguous failure is
     resolved by looking at the disk (section 11, "Ambiguous failures")."""
@@ -406,7 +408,7 @@ def repeat_is_safe(again: EcsCallError) -> ReinitError:
     return err
 
 
-def resolve_ambiguity(ctx: Context, call, disk_id: str, instance_id: str, auto_start, first: EcsCallError,
+def resolve_ambiguity(ctx: Context, call, disk_id: str, instance_id: str | None, auto_start, first: EcsCallError,
                       since: str | None) -> str | None:
     """After a ReInitDisk that may have run: the request id of the call that ran, or a
     failure that says whether repeating it is safe. `since`: the instance's StartTime

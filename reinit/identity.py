@@ -30,10 +30,12 @@ def idempotency_key(inv: Event, invocation_id: str | None, request: Request) -> 
         return f"continuation:{request.client_token}#{request.continuation}"
     if request.client_token:
         return f"client-token:{request.client_token}"
-    if inv.trigger == HTTP and inv.http.headers.get("idempotency-key"):
-        # Hashed whole: two long keys that differ late are two requests, not one.
-        header = inv.http.headers["idempotency-key"].encode("utf-8", "backslashreplace")
-        return "http:idempotency-key:" + hashlib.sha256(header).hexdigest()
+    if inv.trigger == HTTP:
+        assert inv.http is not None, "events._http gives every HTTP invocation its request"
+        if inv.http.headers.get("idempotency-key"):
+            # Hashed whole: two long keys that differ late are two requests, not one.
+            header = inv.http.headers["idempotency-key"].encode("utf-8", "backslashreplace")
+            return "http:idempotency-key:" + hashlib.sha256(header).hexdigest()
     if inv.event_id is not None:
         return f"{inv.trigger}:{inv.event_id}"
     if inv.trigger == INVOKE and invocation_id:

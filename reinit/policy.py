@@ -23,6 +23,7 @@ def admit(call: Call, where: Where) -> Request:
     if config.problems:
         raise failed("Config.Invalid", "The function is misconfigured: " + "; ".join(config.problems) + ".")
     refuse_query_string(call)
+    assert inv.fields is not None, "an event with no request object is malformed (events.py), refused above"
     if isinstance(inv.fields.get("Password"), str):  # redact it even if the request is refused
         call.scrubber.add(inv.fields["Password"])
     if inv.trigger == EVENTBRIDGE:
@@ -37,15 +38,18 @@ def refuse_query_string(call: Call) -> None:
     """Never ignored: `POST /?DryRun=true` must not wipe the disk its body names, nor
     approve one (section 13.2's door rules; the approvers' path is checked too)."""
     inv = call.inv
-    if inv.trigger == HTTP and inv.http.query:
-        raise rejected("InvalidParameter.Unknown", f"The URL has a query string ({shown(', '.join(inv.http.query))}); "
-                       "the HTTP trigger reads the request from the JSON body only. Nothing was done.")
+    if inv.trigger == HTTP:
+        assert inv.http is not None, "events._http gives every HTTP invocation its request"
+        if inv.http.query:
+            raise rejected("InvalidParameter.Unknown", f"The URL has a query string ({shown(', '.join(inv.http.query))}); "
+                           "the HTTP trigger reads the request from the JSON body only. Nothing was done.")
 
 
 def admit_event(call: Call, where: Where) -> None:
     """Section 13.1, before anything is looked up: the event's type, the disk it names,
     and the account it comes from (which may be a member account to act in)."""
     inv, config = call.inv, call.config
+    assert inv.fields is not None, "admit() refused an event with no request object"
     refuse_event_credentials(inv.fields)
     check_type(config, inv.extra.get("type"))
     target = read_target(inv.fields)
@@ -63,6 +67,7 @@ def apply_policy(call: Call, where: Where, request: Request) -> Request:
         raise rejected("Forbidden.Secret", f"The secret {shown(request.password_secret_name)} is not one of "
                        "REINIT_PASSWORD_SECRETS; nothing was done.")
     if inv.trigger == EVENTBRIDGE:
+        assert inv.fields is not None, "admit() refused an event with no request object"
         region = event_region(inv.extra.get("region"), read_target(inv.fields), region)
         # The login of an instance an event reinitializes is the function's choice.
         request = replace(request, key_pair_name=config.event_key_pair_name)

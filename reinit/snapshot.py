@@ -115,7 +115,7 @@ def find_evidence_snapshot(ctx: Context, event_id: str, disk_id: str) -> dict | 
 def _pick(fresh: list[dict]) -> dict | None:
     """One in progress or done first, else a failed one (the answer for that event)."""
     usable = [s for s in fresh if s.get("Status") != "failed"]
-    return (usable or fresh or [None])[0]
+    return (usable or fresh)[0] if fresh else None
 
 
 def mark_consumed(ctx: Context, snapshot_id: str) -> None:
@@ -144,7 +144,7 @@ def take_evidence_snapshot(ctx: Context, disk_id: str, instance_id: str | None, 
     # answer the same token with that old snapshot.
     token = client_token(event_id if not used else f"{event_id}#{used}", disk_id)
 
-    def create() -> str:
+    def create() -> str | None:
         return ctx.ecs.create_snapshot(
             disk_id, retention_days=retention_days, tags=tags, client_token=token,
             name=f"reinit-evidence-{disk_id}", description=f"Evidence kept before reinit, event {tag_value(event_id)}",

@@ -53,7 +53,7 @@ def _entries(value: str) -> tuple[list[str], list[tuple[str, int]]]:
 
 def mark_value(previous: str, event_key: str, now: float, facts: dict, ttl: int) -> str:
     """The tag's new value: this wipe in full, then the earlier ones still within the TTL."""
-    auto = {True: "t", False: "f"}.get(facts.get("AutoStart"), "n")
+    auto = {True: "t", False: "f", None: "n"}.get(facts.get("AutoStart"), "n")
     stopped = "s" if facts.get("StoppedByUs") else "-"
     head = f"{VERSION}.{digest(event_key)}.{int(now)}.{auto}{stopped}.{facts.get('StartTime') or ''}"
     latest, earlier = _entries(previous)

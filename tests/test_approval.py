@@ -412,6 +412,22 @@ def test_an_approval_that_died_after_marking_the_disk_is_carried_out_by_the_next
     assert (answer["Outcome"], answer.get("Duplicate")) == ("Succeeded", None) and invoke.reinit_count(D1) == 1
 
 
+def test_an_approval_in_doubt_whose_disk_is_gone_is_not_found_not_an_internal_error(invoke, cloud, gated, clock):
+    """The approved ReInitDisk's answer is lost and the look fails: in doubt. The disk is
+    released before the Approve is sent again: the look-again was handed no disk and the
+    approver got InternalError (found by mypy with strict_optional on)."""
+    token = held(invoke)["Approval"]["Token"]
+    cloud.faults.inject("ReInitDisk", when="drop_after")
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=1)
+    assert decide(invoke, clock, token)["Code"] == "Indeterminate"
+    cloud.faults.clear()
+    del cloud.ecs.disks[D1]
+    answer = decide(invoke, clock, token)
+    assert (answer["statusCode"], answer["Outcome"], answer["Code"]) == (404, "Rejected", "InvalidDiskId.NotFound")
+    assert (answer["DiskId"], answer["InstanceId"]) == (D1, I1) and wipes(cloud) == 1
+    assert invoke.messages()[-1]["Code"] == "InvalidDiskId.NotFound"
+
+
 def test_a_store_that_forgets_before_the_token_expires_is_config_invalid(invoke, cloud, gated, redis_store):
     gated.update(REINIT_IDEMPOTENCY_TTL="3600", REINIT_APPROVAL_TTL_SECONDS="7200")
     assert invoke(incident())["Code"] == "Config.Invalid" and cloud.calls() == []
