@@ -11,8 +11,6 @@ fixed window a second spent under the quota is lost for good.
 
 from __future__ import annotations
 
-import pytest
-
 from emulator.clock import ManualClock
 from emulator.faults import Faults
 from reinit.pace import Paces
@@ -38,10 +36,6 @@ def left_alone(share: float, seconds: float) -> float:
     return best
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23, not fixed: a chunk's step waits for 20 successes of its own. "
-                   "Two changes that made this pass were measured in the 10,000-disk table and withdrawn "
-                   "(docs/fleet.md, 'The 1 s window row'): one took the halved bucket to 1.35x, the other "
-                   "did not move the window row")
 def test_the_last_chunk_alone_climbs_to_the_quota_as_fast_as_one_invocation():
     assert left_alone(1.0, 10.0) == QUOTA  # one invocation seeded at the quota: nothing to climb
     # From a third of the quota a 5% step a second is 23 steps: within 40 s it could be
