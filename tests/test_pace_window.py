@@ -115,8 +115,8 @@ def test_a_slow_chunk_comes_back_to_its_measured_rate_within_seconds_of_a_cut():
 def test_a_chunk_starved_by_the_others_keeps_a_part_of_its_first_measured_rate():
     """Under a bucket another chunk keeps empty, every call of this one meets Throttling:
     its pace falls to its floor, and the floor is a part of the rate it measured while all
-    started side by side, not a share of half a call a second (0.17/s, the chunk left last
-    under the halved bucket)."""
+    started side by side (or its start, if less), not a share of half a call a second (0.17/s,
+    the chunk left last under the halved bucket)."""
     clock = ManualClock()
     faults = Faults(clock)
     faults.set_quota(ACTION, "bucket", QUOTA)
@@ -127,7 +127,7 @@ def test_a_chunk_starved_by_the_others_keeps_a_part_of_its_first_measured_rate()
     first = pacer.known
     faults.set_quota(ACTION, "bucket", 0.1, burst=1)  # the others take (almost) everything
     drive(pacer, faults, clock, 20)
-    assert pacer.rate >= 0.2 * first >= 1.0, (pacer.rate, first)
+    assert pacer.rate >= 0.2 * min(first, 10.0 / 3) - 1e-9 > 0.5, (pacer.rate, first)  # its start: 10/s, a third
 
 
 def test_one_invocation_keeps_the_floor_and_steps_it_had():
@@ -140,3 +140,20 @@ def test_one_invocation_keeps_the_floor_and_steps_it_had():
     while pacer.known is None:
         drive(pacer, faults, clock, 1)
     assert pacer.floor == 0.5
+
+
+def test_side_by_side_under_a_long_window_the_pace_neither_bursts_nor_climbs_faster():
+    """Under a 60 s window the first cut comes after a burst, and a window is used up
+    whatever the pace: after an empty window lasted seconds, a chunk climbs as one
+    invocation does (a climb every 10 s calm emptied each window sooner, cut from the
+    burst, 7% of calls throttled), and its floor is not a fifth of that burst (15/s)."""
+    clock = ManualClock()
+    faults = Faults(clock)
+    faults.set_quota(ACTION, "window", 200, window=60.0)  # a third of 600 a minute
+    paces = Paces(clock.now, clock.advance, 10.0, 1 / 3)
+    pacer = paces.get(ACTION)
+    run = drive(pacer, faults, clock, 2000)
+    assert run["elapsed"] <= 2000 / 200 * 60 * 1.1, run["elapsed"]
+    assert run["throttles"] <= 0.05 * 2000, run["throttles"]
+    assert pacer.known <= 1.5 * 200 / 60, pacer.known
+    assert pacer.floor <= 0.2 * 10.0 / 3 + 1e-9, pacer.floor
