@@ -46,6 +46,17 @@ class Pacer:
       calls; the probe follows a quota that rises.
     - A cap: the rate never climbs above twice the rate calls were really sent at, so an
       API used lightly does not build a rate its callers never tested.
+    - Side by side (a chunk of a split batch, `share` < 1; docs/fleet.md): the chunks must
+      take up what one of them leaves when it ends, at once, whatever rate it was left at.
+      So a step waits for the pace's share of STEP_CALLS, the climb back after a cut lasts
+      RECOVER_SHARED seconds at most, and after CALM_SECONDS without Throttling (the
+      others may have finished) a step comes every STEP_SECONDS and, after CALM of them,
+      the steps grow; the cut that ends such a climb starts from what was admitted over
+      the last LOOKBACK_MIN, not from the average of the climb. Its rate never falls below
+      FLOOR_SHARED of what it measured at its first cut, when all started side by side (nor
+      of its start: under a 60 s window that cut comes after a burst): a chunk starved by
+      the others for minutes is the one left last. None of this for CALM_LONG after a
+      hold of HOLD_LONG (a long window: it is used up whatever the pace).
     """
 
     BETA = 0.9
@@ -54,12 +65,16 @@ class Pacer:
     HOLD_FIRST, HOLD_MAX = 0.25, 4.0
     RECOVER_SECONDS, RECOVER_CALLS = 1.0, 20
     PROBE, STEP_SECONDS, STEP_CALLS = 0.05, 1.0, 20
-    CALM_SECONDS, CALM = 120.0, 6  # side by side: calm for this long, and this many steps, before steps grow
+    CALM_SECONDS, CALM = 10.0, 6  # side by side: calm for this long, and this many steps, before steps grow
+    RECOVER_SHARED = 5.0  # side by side: the climb back to the measured rate takes this long at most
+    HOLD_LONG, CALM_LONG = 2.0, 120.0  # side by side, after a hold this long: as one invocation, calm after CALM_LONG
+    FLOOR_SHARED = 0.2  # side by side: the floor, a part of the rate measured at the first cut
     IDLE = 10.0  # a gap this long between calls starts the measurements afresh
     PROBE_WAIT = 60.0  # real seconds a call waits for a probe's answer at most
 
     def __init__(self, clock, sleep, rate: float, floor: float = 0.5, share: float = 1.0):
         self.clock, self.sleep = clock, sleep
+        self.share = share
         self.shared = share < 1.0  # one of several invocations side by side (docs/fleet.md)
         self.start, self.floor = rate, min(floor, rate)
         self.rate = rate
@@ -74,10 +89,13 @@ class Pacer:
         self._generation = 0  # bumped at every cut and hold: older calls' answers are stale
         self._cut_generation = 0
         self._cut_at = self._throttled_at = clock()
+        self._emptied_at: float | None = None  # the last hold that grew past HOLD_LONG
         self._ok_since_cut = False
         self._hold = 0.0
         self._since_cut = 0  # successes since the cut
         self._step, self._step_at, self._step_calls = 0, clock(), 0
+        self._calm_from: int | None = None  # the step at which the steps since the cut became calm
+        self._climbed = False  # calm steps have grown since the cut
         self._sent: deque[float] = deque()  # send times, the last second or so
         self._admitted: deque[float] = deque()  # success times, the last LOOKBACK_MAX seconds
 
@@ -165,6 +183,8 @@ class Pacer:
                 self._cut(now)
             else:  # nothing got through since the cut: the window is empty, wait it out
                 self._hold = self.HOLD_FIRST if self._hold == 0 else min(self.HOLD_MAX, 2 * self._hold)
+                if self._hold >= self.HOLD_LONG:
+                    self._emptied_at = now
                 self._next = now + self._hold  # slots given before it are void
                 self._credit = 0
 
@@ -181,14 +201,19 @@ class Pacer:
 
     def _cut(self, now: float) -> None:
         slow_start = self.known is None
-        lookback = self.LOOKBACK_MIN if slow_start else min(self.LOOKBACK_MAX, max(self.LOOKBACK_MIN, now - self._cut_at))
+        lookback = min(self.LOOKBACK_MAX, max(self.LOOKBACK_MIN, now - self._cut_at))
+        if slow_start or self._climbed:  # a climb's average is far below what it reached
+            lookback = self.LOOKBACK_MIN
         admitted = self._admitted_rate(now, lookback)
         self.known = max(self.floor, min(self.rate, admitted) if admitted > 0 else self.rate * self.BETA)
+        if slow_start and self.shared:  # not above the start: a long window's first cut is a burst
+            self.floor = max(self.floor, self.FLOOR_SHARED * min(self.start, self.known))
         self.rate = max(self.floor, self.known * self.BETA)
         self.cuts += 1
         self._cut_generation, self._cut_at = self._generation, now
         self._ok_since_cut, self._hold, self._since_cut = False, 0.0, 0
         self._step, self._step_at, self._step_calls = 0, now, 0
+        self._calm_from, self._climbed = None, False
         self._next = now + 1.0 / self.rate
         self._credit = 0
 
@@ -208,25 +233,40 @@ class Pacer:
             rate = self.rate * self.START_GROWTH ** (1.0 / self.rate)
         else:
             self._since_cut += 1
-            recover = max(self.RECOVER_CALLS, self.known * self.RECOVER_SECONDS)
-            if self._since_cut < recover:
-                left = 1.0 - self._since_cut / recover
-                rate = self.known * (1.0 - (1.0 - self.BETA) * left ** 3)
+            done = self._since_cut / max(self.RECOVER_CALLS, self.known * self.RECOVER_SECONDS)
+            if self.shared and not self._long_window(now):
+                done = max(done, (now - self._cut_at) / self.RECOVER_SHARED)
+            if done < 1.0:
+                rate = self.known * (1.0 - (1.0 - self.BETA) * (1.0 - done) ** 3)
                 self._step_at = now
             else:
-                self._step_calls += 1
-                # Side by side and CALM_SECONDS without a Throttling: the others may have finished,
-                # and a chunk left alone at a small share must not creep up to the quota, so a
-                # step comes every few seconds however few its calls, and the steps grow.
-                calm = self.shared and now - max(self._cut_at, self._throttled_at) >= self.CALM_SECONDS
-                waited = now - self._step_at
-                if waited >= self.STEP_SECONDS and (self._step_calls >= self.STEP_CALLS
-                                                    or (calm and waited >= 5 * self.STEP_SECONDS)):
-                    self._step, self._step_at, self._step_calls = self._step + 1, now, 0
-                late = max(0, self._step - self.CALM) if calm else 0
-                steps = self._step + late * (late + 1) / 2
-                rate = self.known * (1.0 + self.PROBE) ** steps
+                rate = self.known * (1.0 + self.PROBE) ** self._probe_steps(now)
         self.rate = max(self.floor, min(rate, cap))
+
+    def _long_window(self, now: float) -> bool:
+        """An empty window lasted seconds lately: a long window, which the chunks use up
+        whatever their pace, and where a faster climb only empties it sooner."""
+        return self._emptied_at is not None and now - self._emptied_at < self.CALM_LONG
+
+    def _probe_steps(self, now: float) -> float:
+        """The probe's steps above the measured rate, one more counted at this success."""
+        self._step_calls += 1
+        # Side by side and CALM_SECONDS without a Throttling: the others may have finished,
+        # and a chunk left alone at a small share must take up the quota at once, so a step
+        # comes every STEP_SECONDS however few its calls, and after CALM of them they grow.
+        long_window = self._long_window(now)
+        quiet = now - max(self._cut_at, self._throttled_at)
+        calm = self.shared and quiet >= (self.CALM_LONG if long_window else self.CALM_SECONDS)
+        calls = self.STEP_CALLS * (1.0 if long_window else self.share)  # side by side, together as many as one
+        if now - self._step_at >= self.STEP_SECONDS and (self._step_calls >= calls or calm):
+            self._step, self._step_at, self._step_calls = self._step + 1, now, 0
+        if not calm:
+            self._calm_from = None
+        elif self._calm_from is None:
+            self._calm_from = self._step
+        late = max(0, self._step - self._calm_from - self.CALM) if calm else 0
+        self._climbed = self._climbed or late > 0
+        return self._step + late * (late + 1) / 2
 
 
 class PacedEcs:
@@ -301,7 +341,10 @@ class Paces:
         with self._lock:
             if action in self.pacers and self.pacers[action]._sent:
                 return
-            pacer = Pacer(self.clock, self.sleep, learned, min(learned, 0.5 * self.share), self.share)
+            floor = min(learned, 0.5 * self.share)
+            if self.share < 1.0:
+                floor = max(floor, Pacer.FLOOR_SHARED * min(learned, self.rate * self.share))
+            pacer = Pacer(self.clock, self.sleep, learned, floor, self.share)
             pacer.known = learned
             self.pacers[action] = pacer
 
