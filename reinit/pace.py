@@ -260,11 +260,13 @@ class Pacer:
         calls = self.STEP_CALLS * (1.0 if long_window else self.share)  # side by side, together as many as one
         if now - self._step_at >= self.STEP_SECONDS and (self._step_calls >= calls or calm):
             self._step, self._step_at, self._step_calls = self._step + 1, now, 0
+        late = 0
         if not calm:
             self._calm_from = None
-        elif self._calm_from is None:
-            self._calm_from = self._step
-        late = max(0, self._step - self._calm_from - self.CALM) if calm else 0
+        else:
+            if self._calm_from is None:
+                self._calm_from = self._step
+            late = max(0, self._step - self._calm_from - self.CALM)
         self._climbed = self._climbed or late > 0
         return self._step + late * (late + 1) / 2
 
