@@ -109,7 +109,16 @@ class VirtualClock:
 
     # -- the scheduler -----------------------------------------------------------------
     def _quiet(self) -> bool:
-        """Every thread but this one asleep on the clock (and not due) or blocked."""
+        """Every thread but this one asleep on the clock (and not due) or blocked. A frame
+        chain read while its thread runs can change under the reader (seen once in 3.11: an
+        f_back that was a function by then): that reading counts as not quiet, and the
+        scheduler looks again, rather than dying and leaving every sleeper asleep."""
+        try:
+            return self._all_waiting()
+        except (AttributeError, ValueError):
+            return False
+
+    def _all_waiting(self) -> bool:
         frames = sys._current_frames()
         threads = {t.ident: t for t in threading.enumerate()}
         me = threading.get_ident()

@@ -12,7 +12,11 @@ from reinit.ecs import EcsApi, EcsCallError
 from reinit.errors import ReinitError, ecs_code_retryable, failed
 from reinit.idempotency import IdempotencyStore
 from reinit.log import Log
+from reinit.pace import PacedEcs
 from reinit.retry import Retrier, RetryQuota, retryable_read
+
+# Throttling answers in a row a paced call (a batch's) may meet before it fails (retry.py).
+PACED_THROTTLED_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ class Context:
     gate: Any = None  # an approval.Gate (callable, with for_batch): holds the wipe for a person (section 13.3)
 
     def retrier(self) -> Retrier:
+        paced = isinstance(self.ecs, PacedEcs)  # a batch: its pace spaces the calls Throttling answers
         return Retrier(self.clock, self.sleep, self.random, self.deadline, on_retry=self._retrying,
-                       quota=self.quota)
+                       quota=self.quota, throttled_attempts=PACED_THROTTLED_ATTEMPTS if paced else None)
 
     def _retrying(self, err: EcsCallError) -> None:
         self.log.info("ecs.retry", action=err.action, code=err.code)
