@@ -8,6 +8,7 @@ import json
 import pytest
 
 from reinit.app import InvocationFailed
+from reinit.context import PACED_THROTTLED_ATTEMPTS
 from reinit.retry import Retrier, RetryQuota
 from tests.conftest import base_seed, disk_id, instance_id, load_event
 
@@ -162,7 +163,7 @@ def test_a_repeat_that_is_throttled_leaves_the_first_call_in_doubt(invoke, cloud
     start the instance either (found in review)."""
     cloud.ecs.timings.update(reinit=0.0)
     cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="drop_after", times=1)
-    cloud.faults.inject("ReInitDisk", code="Throttling", status=400, times=6)  # every attempt of the repeat
+    cloud.faults.inject("ReInitDisk", code="Throttling", status=400, times=PACED_THROTTLED_ATTEMPTS)  # every attempt of the repeat
     summary = invoke(timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True}))
     by_disk = {r["DiskId"]: r for r in summary["Results"]}
     data, system = by_disk[disk_id(9)], by_disk[D1]
@@ -182,10 +183,12 @@ def test_a_redelivery_that_stopped_the_instance_names_it_when_a_disk_stays_in_do
     (found in review)."""
     inst = cloud.ecs.instances[instance_id(1)]
     inst.status = "Stopped"
-    cloud.faults.inject("ReInitDisk", code="Throttling", status=400, times=6)  # the data disk: not run, released
+    cloud.faults.inject("ReInitDisk", code="Throttling", status=400,
+                        times=PACED_THROTTLED_ATTEMPTS)  # the data disk: not run, released
     cloud.faults.inject("ReInitDisk", code="InternalError", status=500, when="drop_after")  # the system disk ran
-    # skip=2: the selection and the group's look right before its writes (issue 20) succeed.
-    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=2)  # the look fails
+    # skip=3: the selection, the group's look right before its writes (issue 20), and the look
+    # again for the system disk (the data disk's 20 throttled tries took over looks.FRESH) succeed.
+    cloud.faults.inject("DescribeDisks", code="ServiceUnavailable", status=503, times=1000, skip=3)  # the look fails
     event = timer({"Tags": [{"Key": "fleet", "Value": "lab"}], "StopInstance": True})
     with pytest.raises(InvocationFailed) as failed:  # a disk not carried out: the platform's retry does it (13.5)
         invoke(event)
