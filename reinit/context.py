@@ -69,5 +69,6 @@ def ecs_failure(err: EcsCallError, ecs_request_id: str | None = None) -> ReinitE
     if err.kind == "refused":
         return failed(err.code, f"ECS refused {err.action}: {err.message}", status=err.status,
                       retryable=ecs_code_retryable(err.code), ecs_request_id=ecs_request_id)
-    return failed("ServiceUnavailable", f"ECS {err.action} did not succeed after retries; last: {err.code}.",
-                  ecs_request_id=ecs_request_id)
+    why = f" ({err.gave_up})" if err.gave_up else ""  # what ended the retries
+    return failed("ServiceUnavailable", f"ECS {err.action} did not succeed after retries{why}; "
+                  f"last: {err.code}.", ecs_request_id=ecs_request_id)

@@ -31,6 +31,7 @@ class EcsCallError(Exception):
         super().__init__(f"{action}: {code}: {message}")
         self.action, self.kind, self.code, self.message = action, kind, code, message
         self.status, self.request_id = status, request_id
+        self.gave_up: str | None = None  # set by the Retrier that stopped retrying it: why
 
     @property
     def ambiguous(self) -> bool:

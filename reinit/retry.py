@@ -67,6 +67,12 @@ class RetryQuota:
             self.available = min(self.capacity, self.available + amount)
 
 
+def _gave_up(err: Exception, why: str) -> None:
+    """Notes on an ECS error why it was not retried again (the failure's message says it)."""
+    if isinstance(err, EcsCallError):
+        err.gave_up = why
+
+
 @dataclass
 class Retrier:
     """Calls a function again after retryable failures, sleeping on the injected clock."""
@@ -98,10 +104,14 @@ class Retrier:
                 limit = self.throttled_attempts if throttled and self.throttled_attempts else self.max_attempts
                 delay = full_jitter(attempt, self.random, self.base, self.cap)
                 took = self.clock() - began  # a retry that would end past the deadline is not started
-                if not retry_if(err) or attempt >= limit or self.clock() + delay + took >= self.deadline:
+                if not retry_if(err):
+                    raise
+                if attempt >= limit or self.clock() + delay + took >= self.deadline:
+                    _gave_up(err, f"{attempt} attempts" if attempt >= limit else "the invocation's deadline too near")
                     raise
                 cost = self.quota.acquire(err) if self.quota is not None else 1
                 if not cost:
+                    _gave_up(err, "the invocation's retry budget spent")
                     raise  # the invocation's retry budget is spent: fail now, not later
                 spent += cost
                 if self.on_retry:

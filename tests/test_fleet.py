@@ -240,4 +240,5 @@ def test_a_batch_disk_waits_out_more_throttling_than_a_single_request(invoke, cl
         invoke({"DiskId": disk_id(2)})
     single = json.loads(str(failed.value))
     assert (single["Code"], single["Retryable"]) == ("ServiceUnavailable", True), single
+    assert "did not succeed after retries (6 attempts); last: Throttling" in single["Message"]  # why it stopped
     assert [invoke.reinit_count(disk_id(n)) for n in (1, 2)] == [1, 0]
