@@ -213,18 +213,21 @@ class Batch:
         (started again unless a reinit will start it), whatever became of that disk."""
         ctx = self.ctx
         if not self.take_turn(group):  # not started: handed on whole, the instance untouched
+            self.looks.done(d["DiskId"] for d in group)
             return
         began = ctx.clock()
         instance_id = group[0].get("InstanceId") or None
         instance = dict(instances[instance_id]) if instance_id in instances else None
         shared = InstanceGroup(members=tuple(d["DiskId"] for d in group), looks=self.looks)
-        for i, disk in enumerate(group):
-            last = i == len(group) - 1
-            result = self.run_disk(disk, instance, last, shared)
-            if last:
-                result = settle_instance(ctx, shared, instance_id, result)
-            self.record(result)
-        self.looks.done(shared.members)
+        try:
+            for i, disk in enumerate(group):
+                last = i == len(group) - 1
+                result = self.run_disk(disk, instance, last, shared)
+                if last:
+                    result = settle_instance(ctx, shared, instance_id, result)
+                self.record(result)
+        finally:
+            self.looks.done(shared.members)  # no later look names them
         with self._lock:
             self._longest = max(self._longest, ctx.clock() - began)
 

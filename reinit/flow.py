@@ -173,11 +173,12 @@ def _wipe(ctx: Context, req: Request, disk: dict, instance: dict, group: Instanc
     group.left_stopped = group.left_stopped or (last and wipe.auto_start is False)
     if req.wait:
         started = instance_id if wipe.auto_start else None
-        wipe.waited = wait_for_completion(ctx, disk_id, started, wipe.request_id)
+        try:
+            wipe.waited = wait_for_completion(ctx, disk_id, started, wipe.request_id)
+        finally:  # time passed, also where the wait failed: the next disk of the group is looked at again
+            group.settled_at = ctx.clock()
     if wipe.waited.unstarted:  # not started after all: the function starts what it stopped (settle_instance)
         group.start_handed_to_ecs = False
-    if req.wait:
-        group.settled_at = ctx.clock()  # time passed: the next disk of the group is looked at again
     return None
 
 

@@ -77,14 +77,18 @@ class Looks:
             self._taking = True
         try:
             found = read(ids)  # sent outside the lock: the pace may hold it for a while
-        finally:
+        except BaseException:
             with self._cond:
                 self._taking = False
                 self._cond.notify_all()
+            raise
         by_id = {d["DiskId"]: d for d in found}
-        with self._cond:
+        with self._cond:  # stored and released at once: a waiting worker finds it (found in review)
             self._seen = {i: seen for i, seen in self._seen.items() if now - seen[0] <= FRESH}
-            self._seen.update((i, (now, by_id.get(i))) for i in ids)
+            # A disk another worker wrote meanwhile (on an older look) is not put back.
+            self._seen.update((i, (now, by_id.get(i))) for i in ids if i in self._plan or i == disk_id)
+            self._taking = False
+            self._cond.notify_all()
             return self._use(disk_id)
 
     def _serves(self, disk_id: str, settled_at: float, now: float) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.ecs.exceptions import EcsError
 from reinit.looks import FRESH, Looks
 from tests.conftest import LINUX_IMAGE, base_seed, disk_id, instance_id
 from tests.test_fleet import calls_by_action, timer
@@ -113,3 +114,57 @@ def test_a_disk_that_no_longer_exists_is_none_and_a_finished_one_is_not_named_ag
     looks.done(["x"])  # x's instance is finished (refused, or a dry run): no look names it
     assert looks.take("gone1", (), float("-inf"), reads) is None
     assert reads.calls == [["gone1", "y"]]
+
+
+# -- found in review ------------------------------------------------------------------------------
+class Denied(EcsError):
+    code, status, message = "InvalidParameter", 400, "denied (injected, during the wait)"
+
+
+@pytest.mark.ram_off  # with the policy on, the cloud refuses an untagged disk itself: the function must not rely on it
+@pytest.mark.parametrize("wait_fails", [False, True])
+def test_a_tag_removed_while_an_earlier_disk_is_waited_for_saves_the_disk(invoke, cloud, clock, wait_fails):
+    """The look before the first data disk's write also names the second. Its tag goes while
+    the first is waited for (20 s, under FRESH). Whether that wait ends or fails, the second
+    disk is looked at again: a failed wait used to leave the instance's last wait where it
+    was, and the second disk was written on the look from before (found in review)."""
+    backend = cloud.ecs
+    real_reinit, real_describe = backend.reinit_disk, backend.describe_disks
+    armed = []
+
+    def reinit_and_untag(disk, *args, **kwargs):
+        answer = real_reinit(disk, *args, **kwargs)
+        if disk == DATA[0]:
+            backend.disks[DATA[1]].tags.pop("reinit-allowed", None)
+            armed.append(1)
+        return answer
+
+    def describe(*args, **kwargs):
+        if armed:
+            armed.clear()
+            clock.advance(20)  # the wait took 20 s ...
+            if wait_fails:  # ... and then its look failed
+                raise Denied()
+        return real_describe(*args, **kwargs)
+
+    backend.reinit_disk, backend.describe_disks = reinit_and_untag, describe
+    summary = invoke(timer({"DiskIds": [*DATA, SYSTEM], "WaitForCompletion": True}))
+    codes = {r["DiskId"]: r["Code"] for r in summary["Results"]}
+    assert codes[DATA[1]] == "Forbidden.TagRequired", codes
+    assert invoke.reinit_count(DATA[1]) == 0
+
+
+def test_a_look_stored_after_its_disk_was_written_does_not_come_back():
+    """A look in flight names a disk another worker writes meanwhile on an older look: the
+    look's answer does not put that disk back (it would be an entry older than its write)."""
+    now = [100.0]
+    looks = Looks(lambda: now[0], ["x", "y"])
+    looks.saw(["x"], [{"DiskId": "x"}], 100.0)
+
+    def read(ids):  # while this look is on its way, x is written on the page's look
+        assert looks._serves("x", float("-inf"), now[0])
+        looks._use("x")
+        return [{"DiskId": i} for i in ids]
+
+    looks.take("y", (), float("-inf"), read)
+    assert "x" not in looks._seen
