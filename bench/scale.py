@@ -319,12 +319,12 @@ def _rows(jobs: int):
         yield pool
 
 
-def _submit(pool, plan: list[tuple], size) -> list:
+def _submit(pool, plan: list[tuple]) -> list:
     """A way to get each row of `plan`'s result, in its order: run here when asked (no pool),
     or a pool's future, the largest rows given to the pool first."""
     if pool is None:
         return [lambda row=row: scale_row(*row) for row in plan]
-    futures = {i: pool.submit(scale_row, *plan[i]) for i in sorted(range(len(plan)), key=lambda i: -size(plan[i]))}
+    futures = {i: pool.submit(scale_row, *plan[i]) for i in sorted(range(len(plan)), key=lambda i: -plan[i][1])}
     return [futures[i].result for i in range(len(plan))]
 
 
@@ -364,7 +364,7 @@ def main_scale(limiters: list[Limiter], sizes: list[int], out: str, kill_every: 
     plan += [(limiter, min(sizes), kill_every or 2, seed) for limiter in killed or []]
     results = []
     with _rows(jobs) as pool:
-        rows = _submit(pool, plan, lambda row: row[1])
+        rows = _submit(pool, plan)
         for (_, n, kills, _), row in zip(plan, rows, strict=True):
             r = row()
             if not kills:

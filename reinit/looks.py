@@ -9,7 +9,9 @@ before the page runs) is such a look too. A look serves a disk's write only wher
     taken after the instance's last wait   (its stop, its evidence snapshot, the wait for
                                             an earlier disk's reinit): group.settled_at
     at most FRESH seconds old               a tag removed, or the disk moved, more than
-                                            FRESH s before its turn always saves it
+                                            FRESH s before the check always saves it (the
+                                            write follows at its turn at the pace: not
+                                            checked again before a retry, a known gap)
     not used by a write already             each look serves one write
 
 and otherwise a new one is taken. Its age counts from when its request was sent, before any
@@ -72,8 +74,7 @@ class Looks:
             now = self.clock()
             if self._serves(disk_id, settled_at, now):
                 return self._use(disk_id)
-            ahead = [m for m in members if m in self._plan]  # the rest of its instance first
-            ids = list(dict.fromkeys([disk_id, *ahead, *self._plan]))[:PAGE]
+            ids = self._ahead(disk_id, members)
             self._taking = True
         try:
             found = read(ids)  # sent outside the lock: the pace may hold it for a while
@@ -90,6 +91,16 @@ class Looks:
             self._taking = False
             self._cond.notify_all()
             return self._use(disk_id)
+
+    def _ahead(self, disk_id: str, members: Iterable[str]) -> list[str]:
+        """What a new look names: the disk, the rest of its instance, then the plan, up to
+        PAGE (without copying a plan of thousands at every look)."""
+        ids = dict.fromkeys([disk_id, *(m for m in members if m in self._plan)])
+        for planned in self._plan:
+            if len(ids) >= PAGE:
+                break
+            ids.setdefault(planned)
+        return list(ids)[:PAGE]
 
     def _serves(self, disk_id: str, settled_at: float, now: float) -> bool:
         when = self._seen.get(disk_id, (None, None))[0]
